@@ -1,0 +1,181 @@
+/*
+ * ksafe/consumer.h - the safe consumer.
+ *
+ * The preset never lets librdkafka decide that a record was processed:
+ * enable.auto.commit=false and enable.auto.offset.store=false. A record
+ * counts as processed when the application says so with ksafe_consumer_done();
+ * commits carry only such offsets. isolation.level=read_committed hides
+ * aborted transactions; partition.assignment.strategy=cooperative-sticky keeps
+ * rebalances incremental.
+ */
+#ifndef KSAFE_CONSUMER_H
+#define KSAFE_CONSUMER_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "common.h"
+#include "error.h"
+#include "options.h"
+
+KSAFE_BEGIN_DECLS
+
+typedef struct ksafe_consumer ksafe_consumer;
+
+/**
+ * A consumed record. It is librdkafka's message: no copy, no allocation.
+ * Messages returned by ksafe_consumer_poll() are owned by the caller and
+ * released with ksafe_message_free(); messages handed to callbacks are
+ * borrowed for the duration of the call.
+ */
+typedef struct ksafe_message ksafe_message;
+
+/** auto.offset.reset: where a group with no committed offset starts. */
+typedef enum ksafe_offset_reset {
+    /** The oldest retained record: a new group misses nothing (default). */
+    KSAFE_OFFSET_RESET_EARLIEST = 0,
+    /** Only records produced after the group joined: skips the backlog. */
+    KSAFE_OFFSET_RESET_LATEST,
+    /** No reset: the consumer reports an error instead. */
+    KSAFE_OFFSET_RESET_ERROR
+} ksafe_offset_reset;
+
+/** partition.assignment.strategy */
+typedef enum ksafe_assignment_strategy {
+    /** Incremental (cooperative) rebalancing; default. */
+    KSAFE_ASSIGN_COOPERATIVE_STICKY = 0,
+    /** Eager: every rebalance revokes everything first. */
+    KSAFE_ASSIGN_RANGE,
+    /** Eager, round-robin. */
+    KSAFE_ASSIGN_ROUNDROBIN
+} ksafe_assignment_strategy;
+
+/**
+ * Rebalance hook: the partitions just assigned, about to be revoked, or lost.
+ * Runs on the thread that polls, inside ksafe_consumer_poll() (or the loop),
+ * `partitions` is borrowed for the call.
+ */
+typedef void (*ksafe_partitions_cb)(
+    ksafe_consumer *c, const rd_kafka_topic_partition_list_t *partitions,
+    void *payload);
+
+#define KSAFE_CONSUMER_OPTIONS_VERSION 1
+
+/** Consumer options. Initialise with KSAFE_CONSUMER_OPTIONS_INIT. */
+typedef struct ksafe_consumer_options {
+    unsigned int version;
+    KSAFE_CLIENT_OPTIONS_FIELDS
+    const char *group_id;              /**< required */
+    const char *group_instance_id;     /**< static membership; NULL: dynamic */
+    ksafe_offset_reset auto_offset_reset;      /**< default EARLIEST */
+    ksafe_assignment_strategy assignment_strategy;
+    int session_timeout_ms;            /**< default 45000 */
+    int heartbeat_interval_ms;         /**< default 3000; <= session / 3 */
+    int max_poll_interval_ms;          /**< default 300000; >= session */
+    ksafe_partitions_cb on_assigned;   /**< after the assignment took effect */
+    ksafe_partitions_cb on_revoked;    /**< before the final commit */
+    ksafe_partitions_cb on_lost;       /**< nothing is committed for these */
+    void *rebalance_payload;
+} ksafe_consumer_options;
+
+#define KSAFE_CONSUMER_OPTIONS_INIT                                          \
+    { KSAFE_CONSUMER_OPTIONS_VERSION, KSAFE_CLIENT_OPTIONS_INIT_VALUES,      \
+      NULL, NULL, KSAFE_OFFSET_RESET_EARLIEST,                               \
+      KSAFE_ASSIGN_COOPERATIVE_STICKY, 45000, 3000, 300000, NULL, NULL,      \
+      NULL, NULL }
+
+/** Sets `opts` to the safe preset of `version`. */
+KSAFE_EXTERN int ksafe_consumer_options_init(ksafe_consumer_options *opts,
+                                             unsigned int version);
+
+/** Checks `opts` as ksafe_consumer_new() would, without creating anything. */
+KSAFE_EXTERN int ksafe_consumer_options_validate(
+    const ksafe_consumer_options *opts, ksafe_error *err);
+
+/**
+ * Creates a consumer (not yet subscribed). Copies every string.
+ * Errors: KSAFE_EINVAL / KSAFE_EVERSION / KSAFE_EUNSAFE for options,
+ * KSAFE_EKAFKA when librdkafka refuses.
+ */
+KSAFE_EXTERN int ksafe_consumer_new(ksafe_consumer **out,
+                                    const ksafe_consumer_options *opts,
+                                    ksafe_error *err);
+
+/**
+ * Subscribes to `count` topics (a name starting with '^' is a regex).
+ * Replaces any earlier subscription.
+ */
+KSAFE_EXTERN int ksafe_consumer_subscribe(ksafe_consumer *c,
+                                          const char *const *topics,
+                                          size_t count, ksafe_error *err);
+
+/**
+ * Waits up to timeout_ms for a record. On success *out is a record owned by
+ * the caller (free it with ksafe_message_free()) or NULL when none arrived in
+ * time. Rebalances and their hooks run inside this call. Consumer errors
+ * (not records) are returned as errors: KSAFE_EKAFKA with rdkafka_code, and
+ * KSAFE_EFATAL when the consumer can no longer be used.
+ */
+KSAFE_EXTERN int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms,
+                                     ksafe_message **out, ksafe_error *err);
+
+/**
+ * Marks `msg` processed: its offset + 1 becomes the next commit position of
+ * its partition. Does not commit. Marking an older record than the last
+ * marked one of the partition is ignored (positions never move back).
+ */
+KSAFE_EXTERN int ksafe_consumer_done(ksafe_consumer *c,
+                                     const ksafe_message *msg,
+                                     ksafe_error *err);
+
+/** Commit modes for ksafe_consumer_commit(). */
+typedef enum ksafe_commit_mode {
+    KSAFE_COMMIT_SYNC = 0, /**< wait for the coordinator's answer */
+    KSAFE_COMMIT_ASYNC     /**< send and return; failures are logged */
+} ksafe_commit_mode;
+
+/**
+ * Commits the positions marked with ksafe_consumer_done() since the last
+ * commit, and nothing else. Nothing marked: returns 0 at once.
+ */
+KSAFE_EXTERN int ksafe_consumer_commit(ksafe_consumer *c,
+                                       ksafe_commit_mode mode,
+                                       ksafe_error *err);
+
+/**
+ * Commits what was marked, leaves the group and stops fetching. Returns
+ * KSAFE_ECOMMIT (after still closing) when marked offsets could not be
+ * committed; the message says which. Calling it twice is harmless.
+ */
+KSAFE_EXTERN int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err);
+
+/** Releases the consumer (closing it first if needed). Accepts NULL. */
+KSAFE_EXTERN void ksafe_consumer_free(ksafe_consumer *c);
+
+/** The underlying librdkafka handle, borrowed: do not destroy it. */
+KSAFE_EXTERN rd_kafka_t *ksafe_consumer_rdkafka(ksafe_consumer *c);
+
+/* Record accessors. Pointers are borrowed from the message. */
+KSAFE_EXTERN const char *ksafe_message_topic(const ksafe_message *msg);
+KSAFE_EXTERN int32_t ksafe_message_partition(const ksafe_message *msg);
+KSAFE_EXTERN int64_t ksafe_message_offset(const ksafe_message *msg);
+KSAFE_EXTERN const void *ksafe_message_key(const ksafe_message *msg,
+                                           size_t *len);
+KSAFE_EXTERN const void *ksafe_message_value(const ksafe_message *msg,
+                                             size_t *len);
+/** Creation or log-append time in ms since the epoch; -1 if unknown. */
+KSAFE_EXTERN int64_t ksafe_message_timestamp(const ksafe_message *msg);
+/**
+ * The last header called `name`: 0 and its bytes, or KSAFE_EINVAL if absent.
+ */
+KSAFE_EXTERN int ksafe_message_header(const ksafe_message *msg,
+                                      const char *name, const void **value,
+                                      size_t *len);
+/** The underlying librdkafka message, borrowed. */
+KSAFE_EXTERN const rd_kafka_message_t *
+ksafe_message_rdkafka(const ksafe_message *msg);
+/** Releases a message returned by ksafe_consumer_poll(). Accepts NULL. */
+KSAFE_EXTERN void ksafe_message_free(ksafe_message *msg);
+
+KSAFE_END_DECLS
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * ksafe/mock.h - the embedded cluster and the test kit.
+ *
+ * ksafe_mock_cluster wraps librdkafka's experimental mock cluster
+ * (rdkafka_mock.h): a real Kafka-protocol server on loopback TCP ports, in
+ * this process. It is what the samples use when no --bootstrap is given and
+ * what tests use when no real cluster is named. It is NOT a full Kafka: see
+ * README.md "Embedded cluster limits" (in librdkafka 2.0.2 it does not filter
+ * aborted transactions for read_committed readers, does not fence producers,
+ * ignores group.instance.id, and keeps at most 5 MiB per partition).
+ *
+ * ksafe_test_cluster is what a test should use: the cluster named by the
+ * KSAFE_TEST_BOOTSTRAP environment variable when it is set, an embedded one
+ * otherwise, with one way to create topics and test-friendly client options
+ * for both.
+ */
+#ifndef KSAFE_MOCK_H
+#define KSAFE_MOCK_H
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "common.h"
+#include "consumer.h"
+#include "error.h"
+#include "producer.h"
+
+KSAFE_BEGIN_DECLS
+
+typedef struct ksafe_mock_cluster ksafe_mock_cluster;
+
+/**
+ * Starts an embedded cluster of `broker_count` (1..16) brokers on loopback.
+ * Starting takes a few milliseconds; freeing takes about a second, so share
+ * one per test file and use unique topic and group names.
+ */
+KSAFE_EXTERN int ksafe_mock_cluster_new(ksafe_mock_cluster **out,
+                                        int broker_count, ksafe_error *err);
+
+/** "127.0.0.1:port,..." for bootstrap_servers; borrowed from `mc`. */
+KSAFE_EXTERN const char *
+ksafe_mock_cluster_bootstrap(const ksafe_mock_cluster *mc);
+
+/** Creates `topic` with `partitions` partitions (replication factor 1). */
+KSAFE_EXTERN int ksafe_mock_cluster_create_topic(ksafe_mock_cluster *mc,
+                                                 const char *topic,
+                                                 int partitions,
+                                                 ksafe_error *err);
+
+/**
+ * Makes the next `count` requests of type `api_key` (Kafka API key, e.g. 0
+ * Produce, 8 OffsetCommit) fail with the given librdkafka error codes, one
+ * per request, cluster-wide.
+ */
+KSAFE_EXTERN int ksafe_mock_cluster_push_request_errors(
+    ksafe_mock_cluster *mc, int api_key, size_t count,
+    const rd_kafka_resp_err_t *errors, ksafe_error *err);
+
+/** Takes broker `broker_id` (1-based) down: connections close and are refused. */
+KSAFE_EXTERN int ksafe_mock_cluster_broker_down(ksafe_mock_cluster *mc,
+                                                int broker_id,
+                                                ksafe_error *err);
+
+/** Brings broker `broker_id` back up. */
+KSAFE_EXTERN int ksafe_mock_cluster_broker_up(ksafe_mock_cluster *mc,
+                                              int broker_id, ksafe_error *err);
+
+/** The librdkafka mock cluster, borrowed, for anything not wrapped here. */
+KSAFE_EXTERN rd_kafka_mock_cluster_t *
+ksafe_mock_cluster_rdkafka(ksafe_mock_cluster *mc);
+
+/** Stops the cluster. Free it before freeing clients still connected is fine.
+ * Accepts NULL. */
+KSAFE_EXTERN void ksafe_mock_cluster_free(ksafe_mock_cluster *mc);
+
+/* ---- test kit ---------------------------------------------------------- */
+
+/** The environment variable naming a real cluster for tests. */
+#define KSAFE_TEST_BOOTSTRAP_ENV "KSAFE_TEST_BOOTSTRAP"
+
+typedef struct ksafe_test_cluster ksafe_test_cluster;
+
+/**
+ * The cluster a test runs against: KSAFE_TEST_BOOTSTRAP if set and not
+ * empty, else a new embedded cluster with one broker.
+ */
+KSAFE_EXTERN int ksafe_test_cluster_new(ksafe_test_cluster **out,
+                                        ksafe_error *err);
+
+/** 1 when the cluster is embedded, 0 for a real one. */
+KSAFE_EXTERN int ksafe_test_cluster_is_embedded(const ksafe_test_cluster *tc);
+
+/** Bootstrap servers; borrowed. */
+KSAFE_EXTERN const char *
+ksafe_test_cluster_bootstrap(const ksafe_test_cluster *tc);
+
+/** The embedded cluster, or NULL on a real one (skip fault injection then). */
+KSAFE_EXTERN ksafe_mock_cluster *
+ksafe_test_cluster_mock(ksafe_test_cluster *tc);
+
+/**
+ * Creates a topic (admin API on a real cluster, waiting until it is
+ * visible). A topic that already exists with that many partitions is fine.
+ */
+KSAFE_EXTERN int ksafe_test_cluster_create_topic(ksafe_test_cluster *tc,
+                                                 const char *topic,
+                                                 int partitions,
+                                                 ksafe_error *err);
+
+/**
+ * Writes "<prefix>-<pid>-<counter>-<random>" into buf: topic and group names
+ * that do not collide between tests or runs.
+ */
+KSAFE_EXTERN void ksafe_test_unique_name(char *buf, size_t size,
+                                         const char *prefix);
+
+/**
+ * Sets `opts` to the safe preset pointed at the cluster, with timings that
+ * keep tests fast (short reconnect backoff, short fetch wait).
+ * rdkafka_properties points into `tc`.
+ */
+KSAFE_EXTERN void ksafe_test_cluster_producer_options(
+    ksafe_test_cluster *tc, ksafe_producer_options *opts);
+
+/**
+ * As above for a consumer in `group_id` (borrowed): session timeout 4000 ms,
+ * heartbeat 500 ms, fetch.wait.max.ms=10. On the embedded cluster each
+ * join or leave takes about session_timeout - 1 s.
+ */
+KSAFE_EXTERN void ksafe_test_cluster_consumer_options(
+    ksafe_test_cluster *tc, ksafe_consumer_options *opts,
+    const char *group_id);
+
+/** Releases the cluster (stops it when embedded). Accepts NULL. */
+KSAFE_EXTERN void ksafe_test_cluster_free(ksafe_test_cluster *tc);
+
+KSAFE_END_DECLS
+
+#endif

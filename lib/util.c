@@ -1,0 +1,40 @@
+/*
+ * lib/util.c - small helpers without a better home.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+char *ksafe__strdup(const char *s)
+{
+    size_t n;
+    char *d;
+
+    if (!s)
+        return NULL;
+    n = strlen(s) + 1;
+    d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int64_t ksafe__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *ksafe_version(void)
+{
+    return KSAFE_VERSION_STRING;
+}
+
+const char *ksafe_rdkafka_version(void)
+{
+    return rd_kafka_version_str();
+}

@@ -1,0 +1,40 @@
+/*
+ * tests/testutil.h - what the suites share: the runner and cluster helpers.
+ */
+#ifndef KSAFE_TESTUTIL_H
+#define KSAFE_TESTUTIL_H
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ksafe/ksafe.h>
+
+/* Runs one suite; the exit code tells meson. CK_FORK etc. come from the
+ * environment (the valgrind setup sets CK_FORK=no). */
+#define KSAFE_TEST_MAIN(suite_fn)                                            \
+    int main(void)                                                           \
+    {                                                                        \
+        SRunner *sr = srunner_create(suite_fn());                            \
+        int failed;                                                          \
+        srunner_run_all(sr, CK_NORMAL);                                      \
+        failed = srunner_ntests_failed(sr);                                  \
+        srunner_free(sr);                                                    \
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                         \
+    }
+
+/* Fails the test with the error's message when rc is not 0. */
+#define ck_assert_ok(rc, err)                                                \
+    ck_assert_msg((rc) == 0, "%s failed: %d %s", #rc, (int)(rc),             \
+                  (err).message)
+
+/* A log callback that keeps tests quiet (connection noise etc.). */
+static inline void test_quiet_log(int level, const char *fac, const char *msg,
+                                  void *payload)
+{
+    (void)level; (void)fac; (void)msg; (void)payload;
+}
+
+#endif
