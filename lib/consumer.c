@@ -416,7 +416,10 @@ void ksafe__consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
         if (c->on_assigned)
             c->on_assigned(c, parts, c->rebalance_payload);
     } else {
-        if (rd_kafka_assignment_lost(rk)) {
+        int lost = rd_kafka_assignment_lost(rk);
+        if (c->loop_on_revoke)
+            c->loop_on_revoke(c, parts, lost, c->loop_arg);
+        if (lost) {
             if (c->on_lost)
                 c->on_lost(c, parts, c->rebalance_payload);
         } else {
@@ -466,6 +469,17 @@ void ksafe_consumer_free(ksafe_consumer *c)
         return;
     ksafe_consumer_close(c, NULL);
     consumer_destroy(c);
+}
+
+void ksafe_consumer_stop(ksafe_consumer *c)
+{
+    if (c)
+        c->stop_requested = 1;
+}
+
+int ksafe_consumer_stop_requested(const ksafe_consumer *c)
+{
+    return c && c->stop_requested;
 }
 
 rd_kafka_t *ksafe_consumer_rdkafka(ksafe_consumer *c)

@@ -4,6 +4,8 @@
 #ifndef KSAFE_CONSUMER_INTERNAL_H
 #define KSAFE_CONSUMER_INTERNAL_H
 
+#include <signal.h>
+
 #include "internal.h"
 
 /* The processed position of one assigned partition. */
@@ -27,6 +29,13 @@ struct ksafe_consumer {
     int subscribed;
     int closed;
     int rebalances;
+    volatile sig_atomic_t stop_requested;
+    /* The loop's view of revocations: called before the revoke commit (and
+     * on lost) so it can drop state of partitions it no longer owns. */
+    void (*loop_on_revoke)(ksafe_consumer *c,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           int lost, void *arg);
+    void *loop_arg;
 };
 
 /* Finds or adds the position entry of topic/partition; NULL on ENOMEM. */

@@ -381,3 +381,15 @@ rd_kafka_t *ksafe_producer_rdkafka(ksafe_producer *p)
 {
     return p ? p->cl.rk : NULL;
 }
+
+/* TEMPORARY (replaced by the producer branch). */
+int ksafe_producer_send_sync(ksafe_producer *p, const ksafe_record *record,
+                             int timeout_ms, ksafe_record_metadata *out_meta,
+                             ksafe_error *err)
+{
+    int rc = ksafe_producer_send(p, record, err);
+    KSAFE__UNUSED(out_meta);
+    if (rc)
+        return rc;
+    return ksafe_producer_flush(p, timeout_ms < 0 ? 60000 : timeout_ms, err);
+}

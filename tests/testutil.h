@@ -37,4 +37,22 @@ static inline void test_quiet_log(int level, const char *fac, const char *msg,
     (void)level; (void)fac; (void)msg; (void)payload;
 }
 
+/* ---- testutil.c: helpers for integration suites ---- */
+
+/* Produces "value-<i>" with key "key-<i % 10>" for i in [from, to) and
+ * asserts every record was delivered. */
+void test_produce(ksafe_test_cluster *tc, const char *topic, int from, int to);
+
+/* The <i> of a record produced by test_produce(). */
+int test_value_index(const ksafe_message *m);
+
+/* Committed offsets of `group` for partitions 0..partitions-1 of `topic`
+ * into out[] (negative: none). */
+void test_committed(ksafe_test_cluster *tc, const char *topic,
+                    const char *group, int partitions, int64_t *out);
+
+/* A preset test consumer in `group`, subscribed to `topic`. */
+ksafe_consumer *test_subscribed(ksafe_test_cluster *tc, const char *topic,
+                                const char *group);
+
 #endif

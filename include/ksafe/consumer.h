@@ -148,6 +148,16 @@ KSAFE_EXTERN int ksafe_consumer_commit(ksafe_consumer *c,
  */
 KSAFE_EXTERN int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err);
 
+/**
+ * Asks the loop (ksafe_run) using `c` to finish its current record or batch,
+ * commit and return. Only sets a flag: async-signal-safe, callable from a
+ * signal handler or another thread.
+ */
+KSAFE_EXTERN void ksafe_consumer_stop(ksafe_consumer *c);
+
+/** 1 once ksafe_consumer_stop() was called. */
+KSAFE_EXTERN int ksafe_consumer_stop_requested(const ksafe_consumer *c);
+
 /** Releases the consumer (closing it first if needed). Accepts NULL. */
 KSAFE_EXTERN void ksafe_consumer_free(ksafe_consumer *c);
 

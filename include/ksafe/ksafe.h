@@ -13,6 +13,7 @@
 #include "producer.h"
 #include "consumer.h"
 #include "config.h"
+#include "loop.h"
 #include "mock.h"
 
 #endif

@@ -145,6 +145,20 @@ KSAFE_EXTERN int ksafe_producer_send(ksafe_producer *p,
                                      const ksafe_record *record,
                                      ksafe_error *err);
 
+/** Where a record was written. */
+typedef struct ksafe_record_metadata {
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /**< the record's timestamp, -1 if unknown */
+} ksafe_record_metadata;
+
+/** TEMPORARY (replaced by the producer branch): send and wait. */
+KSAFE_EXTERN int ksafe_producer_send_sync(ksafe_producer *p,
+                                          const ksafe_record *record,
+                                          int timeout_ms,
+                                          ksafe_record_metadata *out_meta,
+                                          ksafe_error *err);
+
 /** Serves delivery reports for up to timeout_ms; returns how many fired. */
 KSAFE_EXTERN int ksafe_producer_poll(ksafe_producer *p, int timeout_ms);
 

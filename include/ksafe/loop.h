@@ -1,0 +1,144 @@
+/*
+ * ksafe/loop.h - the at-least-once loop.
+ *
+ * ksafe_run() polls, hands each record (or batch) to your handler, marks a
+ * record processed only after the handler succeeded, and commits marked
+ * positions by a policy. A failing record is retried with backoff while its
+ * partition is paused (other partitions keep flowing and poll keeps being
+ * called, so the member stays in the group); when retries run out, the
+ * failure policy decides: stop (default), skip, or dead-letter topic.
+ */
+#ifndef KSAFE_LOOP_H
+#define KSAFE_LOOP_H
+
+#include "common.h"
+#include "consumer.h"
+#include "error.h"
+#include "producer.h"
+
+KSAFE_BEGIN_DECLS
+
+/** What a handler says about a record (or the first unfinished one of a batch). */
+typedef enum ksafe_handler_result {
+    KSAFE_HANDLER_OK = 0,  /**< done: the record may be marked processed */
+    KSAFE_HANDLER_RETRY,   /**< transient failure: try again after a backoff */
+    KSAFE_HANDLER_FAIL     /**< permanent failure: apply the failure policy */
+} ksafe_handler_result;
+
+/**
+ * Handles one record. `msg` is borrowed for the call. On RETRY or FAIL the
+ * handler may describe the problem in `err->message` (it is logged and goes
+ * into dead-letter headers). Runs on the thread that called ksafe_run().
+ * Each single call must return within max_poll_interval_ms of the consumer:
+ * retries do not count against it, one long call does.
+ */
+typedef ksafe_handler_result (*ksafe_record_handler)(const ksafe_message *msg,
+                                                     ksafe_error *err,
+                                                     void *payload);
+
+/**
+ * Handles a batch of `count` records (in poll order; per partition in offset
+ * order). Returning OK means all succeeded. On RETRY or FAIL, set
+ * `*succeeded` to the number of leading records that did succeed: those are
+ * marked, msgs[*succeeded] is the failing one, the rest are handed again
+ * later.
+ */
+typedef ksafe_handler_result (*ksafe_batch_handler)(
+    const ksafe_message *const *msgs, size_t count, size_t *succeeded,
+    ksafe_error *err, void *payload);
+
+/** Delivery semantics. */
+typedef enum ksafe_semantics {
+    /** Mark after the handler succeeded: nothing lost, duplicates possible
+     * after a crash (default). */
+    KSAFE_AT_LEAST_ONCE = 0,
+    /** Mark before the handler runs and never retry: a crash or a failure
+     * loses the record; named so that nobody picks it by accident. */
+    KSAFE_AT_MOST_ONCE
+} ksafe_semantics;
+
+/** What to do with a record whose retries ran out or that failed for good. */
+typedef enum ksafe_failure_policy {
+    KSAFE_FAILURE_STOP = 0,   /**< ksafe_run returns KSAFE_EHANDLER (default) */
+    KSAFE_FAILURE_SKIP,       /**< log it, mark it, go on */
+    KSAFE_FAILURE_DEAD_LETTER /**< publish to dead_letter_topic, then mark */
+} ksafe_failure_policy;
+
+/** Counters of one ksafe_run(), readable while it runs (same thread) and after. */
+typedef struct ksafe_loop_stats {
+    uint64_t polled;        /**< records received from the consumer */
+    uint64_t processed;     /**< records whose handler returned OK */
+    uint64_t retries;       /**< handler calls that asked for a retry */
+    uint64_t failed;        /**< records that exhausted retries or failed */
+    uint64_t skipped;       /**< failed records skipped (SKIP policy) */
+    uint64_t dead_lettered; /**< failed records published to the DLQ */
+    uint64_t duplicates;    /**< records skipped as already processed (dedup) */
+    uint64_t commits;       /**< commit requests sent */
+    uint64_t rebalances;    /**< revocations and losses while running */
+    uint64_t pauses;        /**< partitions paused (retry or backpressure) */
+    uint64_t resumes;       /**< partitions resumed */
+    uint64_t reserved[8];
+} ksafe_loop_stats;
+
+#define KSAFE_LOOP_OPTIONS_VERSION 1
+
+/** Loop options. Initialise with KSAFE_LOOP_OPTIONS_INIT. */
+typedef struct ksafe_loop_options {
+    unsigned int version;
+    /** Exactly one of handler / batch_handler. */
+    ksafe_record_handler handler;
+    ksafe_batch_handler batch_handler;
+    void *payload;
+    size_t batch_size;          /**< batch handler: at most; default 100 */
+    int batch_max_wait_ms;      /**< batch handler: wait to fill; default 100 */
+    ksafe_semantics semantics;  /**< default KSAFE_AT_LEAST_ONCE */
+    /* commit policy: async commit when either is reached (0 disables one,
+     * not both); sync commits at revoke and stop come on top. */
+    uint64_t commit_every_records; /**< default 1000 */
+    int commit_interval_ms;        /**< default 1000 */
+    /* retry with exponential backoff */
+    int max_attempts;            /**< handler calls per record, >= 1; default 5 */
+    int backoff_initial_ms;      /**< default 100 */
+    double backoff_multiplier;   /**< >= 1.0; default 2.0 */
+    int backoff_max_ms;          /**< default 10000 */
+    double backoff_jitter;       /**< 0..1, +/- fraction; default 0.2 */
+    /* failures */
+    ksafe_failure_policy on_failure;  /**< default KSAFE_FAILURE_STOP */
+    const char *dead_letter_topic;    /**< for DEAD_LETTER; copied */
+    ksafe_producer *dead_letter_producer; /**< borrowed; NULL: the loop makes
+                                              one with the consumer's bootstrap */
+    /* backpressure */
+    size_t max_buffered_per_partition; /**< pause above this; default 1000 */
+    int poll_timeout_ms;               /**< default 100 */
+    ksafe_loop_stats *stats;           /**< optional, filled as it runs */
+} ksafe_loop_options;
+
+#define KSAFE_LOOP_OPTIONS_INIT                                              \
+    { KSAFE_LOOP_OPTIONS_VERSION, NULL, NULL, NULL, 100, 100,                \
+      KSAFE_AT_LEAST_ONCE, 1000, 1000, 5, 100, 2.0, 10000, 0.2,              \
+      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL }
+
+/** Sets `opts` to the defaults of `version`. */
+KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
+                                         unsigned int version);
+
+/**
+ * Runs the loop on a subscribed consumer until ksafe_consumer_stop() is
+ * called (returns 0) or a record fails under KSAFE_FAILURE_STOP (returns
+ * KSAFE_EHANDLER naming topic, partition and offset; nothing at or after that
+ * record is committed) or the consumer hits a fatal error (KSAFE_EFATAL).
+ * In every case it commits what was marked and closes the consumer before
+ * returning; free it afterwards.
+ */
+KSAFE_EXTERN int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
+                           ksafe_error *err);
+
+/**
+ * Installs SIGINT and SIGTERM handlers that call ksafe_consumer_stop(c).
+ * For programs with one loop (the samples); 0 or KSAFE_EINVAL.
+ */
+KSAFE_EXTERN int ksafe_stop_on_signals(ksafe_consumer *c, ksafe_error *err);
+
+KSAFE_END_DECLS
+
+#endif

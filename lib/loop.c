@@ -1,0 +1,794 @@
+/*
+ * lib/loop.c - the at-least-once loop (ksafe_run).
+ *
+ * Records flow poll -> batch -> handler -> mark -> commit policy. The fast
+ * path (no partition retrying or holding records) touches no table and
+ * allocates nothing. A partition whose record failed is "blocked": it is
+ * paused in librdkafka (which also drops its prefetched records and resumes
+ * after the last record we received), its pending records wait in a small
+ * per-partition queue, and poll keeps running so other partitions flow and
+ * the member keeps its place in the group.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "consumer_internal.h"
+
+typedef struct lpart {
+    char *topic;
+    const rd_kafka_topic_t *rkt;
+    int32_t partition;
+    rd_kafka_message_t **q; /* ring of pending records, in offset order */
+    size_t head, len, cap;
+    int attempts;           /* handler calls for the head record */
+    int64_t retry_at;       /* 0: not backing off */
+    int blocked;            /* len > 0 || retry_at > 0, as counted */
+    int paused;
+    size_t in_batch;        /* records of this partition in the batch */
+} lpart;
+
+typedef struct loop {
+    ksafe_consumer *c;
+    rd_kafka_t *rk;
+    const ksafe_loop_options *o;
+    ksafe_loop_stats *st;
+    lpart *parts;
+    size_t n_parts, cap_parts;
+    size_t last;    /* index of the last partition found */
+    size_t blocked; /* partitions with pending records or a backoff */
+    size_t paused;  /* partitions paused */
+    uint64_t calls; /* partitions with pending records or a backoff */
+    rd_kafka_message_t **batch;
+    size_t blen, bmax;
+    uint64_t since_commit;
+    int64_t last_commit_ms;
+    uint64_t rng;
+    int rc;            /* first fatal outcome; ends the loop */
+    ksafe_error *err;
+} loop;
+
+static const ksafe_loop_options loop_defaults = KSAFE_LOOP_OPTIONS_INIT;
+
+int ksafe_loop_options_init(ksafe_loop_options *opts, unsigned int version)
+{
+    if (!opts)
+        return KSAFE_EINVAL;
+    if (version != KSAFE_LOOP_OPTIONS_VERSION)
+        return KSAFE_EVERSION;
+    *opts = loop_defaults;
+    return 0;
+}
+
+static int validate(const ksafe_loop_options *o, ksafe_error *err)
+{
+    if (o->version != KSAFE_LOOP_OPTIONS_VERSION)
+        return ksafe__error_set(err, KSAFE_EVERSION, 0, 0,
+                                "ksafe_loop_options.version is %u; this "
+                                "library knows version %d (initialise with "
+                                "KSAFE_LOOP_OPTIONS_INIT)",
+                                o->version, KSAFE_LOOP_OPTIONS_VERSION);
+    if (!o->handler == !o->batch_handler)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "set exactly one of handler and "
+                                "batch_handler");
+    if (o->batch_handler && (o->batch_size < 1 || o->batch_size > 100000))
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "batch_size is %zu, outside 1..100000",
+                                o->batch_size);
+    if (o->batch_max_wait_ms < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "batch_max_wait_ms is %d, below 0",
+                                o->batch_max_wait_ms);
+    if ((unsigned)o->semantics > KSAFE_AT_MOST_ONCE)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "semantics %d is not a ksafe_semantics value",
+                                (int)o->semantics);
+    if (!o->commit_every_records && o->commit_interval_ms <= 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "commit_every_records and commit_interval_ms "
+                                "are both off: nothing would be committed "
+                                "until stop");
+    if (o->commit_interval_ms < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "commit_interval_ms is %d, below 0",
+                                o->commit_interval_ms);
+    if (o->max_attempts < 1 || o->max_attempts > 1000000)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "max_attempts is %d, outside 1..1000000",
+                                o->max_attempts);
+    if (o->backoff_initial_ms < 0 || o->backoff_max_ms < o->backoff_initial_ms)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "backoff_initial_ms (%d) must be >= 0 and "
+                                "<= backoff_max_ms (%d)",
+                                o->backoff_initial_ms, o->backoff_max_ms);
+    if (!(o->backoff_multiplier >= 1.0 && o->backoff_multiplier <= 100.0))
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "backoff_multiplier is %g, outside 1..100",
+                                o->backoff_multiplier);
+    if (!(o->backoff_jitter >= 0.0 && o->backoff_jitter <= 1.0))
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "backoff_jitter is %g, outside 0..1",
+                                o->backoff_jitter);
+    if ((unsigned)o->on_failure > KSAFE_FAILURE_DEAD_LETTER)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "on_failure %d is not a ksafe_failure_policy "
+                                "value",
+                                (int)o->on_failure);
+    if (o->on_failure == KSAFE_FAILURE_DEAD_LETTER &&
+        (!o->dead_letter_topic || !*o->dead_letter_topic ||
+         !o->dead_letter_producer))
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "on_failure is KSAFE_FAILURE_DEAD_LETTER: "
+                                "dead_letter_topic and dead_letter_producer "
+                                "are required");
+    if (o->max_buffered_per_partition < 1)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "max_buffered_per_partition must be >= 1");
+    if (o->poll_timeout_ms < 1 || o->poll_timeout_ms > 60000)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "poll_timeout_ms is %d, outside 1..60000",
+                                o->poll_timeout_ms);
+    return 0;
+}
+
+/* ---- partition table --------------------------------------------------- */
+
+static lpart *part_find(loop *L, const rd_kafka_message_t *m)
+{
+    size_t i;
+
+    /* Records of one partition come in runs: try the last hit first. */
+    if (L->last < L->n_parts && L->parts[L->last].rkt == m->rkt &&
+        L->parts[L->last].partition == m->partition)
+        return &L->parts[L->last];
+    for (i = 0; i < L->n_parts; i++)
+        if (L->parts[i].rkt == m->rkt &&
+            L->parts[i].partition == m->partition) {
+            L->last = i;
+            return &L->parts[i];
+        }
+    return NULL;
+}
+
+static lpart *part_get(loop *L, const rd_kafka_message_t *m)
+{
+    lpart *p = part_find(L, m);
+
+    if (p)
+        return p;
+    if (L->n_parts == L->cap_parts) {
+        size_t cap = L->cap_parts ? L->cap_parts * 2 : 8;
+        lpart *grown = realloc(L->parts, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        L->parts = grown;
+        L->cap_parts = cap;
+    }
+    p = &L->parts[L->n_parts];
+    memset(p, 0, sizeof(*p));
+    if (!(p->topic = ksafe__strdup(rd_kafka_topic_name(m->rkt))))
+        return NULL;
+    p->rkt = m->rkt;
+    p->partition = m->partition;
+    L->n_parts++;
+    return p;
+}
+
+static void set_paused(loop *L, lpart *p, int pause)
+{
+    rd_kafka_topic_partition_list_t *l;
+
+    if (p->paused == pause)
+        return;
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    if (pause)
+        rd_kafka_pause_partitions(L->rk, l);
+    else
+        rd_kafka_resume_partitions(L->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    p->paused = pause;
+    if (pause) {
+        L->paused++;
+        L->st->pauses++;
+    } else {
+        L->paused--;
+        L->st->resumes++;
+    }
+}
+
+/* Keeps L->blocked in step with each partition's state. */
+static void update_blocked(loop *L, lpart *p)
+{
+    int now = p->len > 0 || p->retry_at > 0;
+
+    if (now != p->blocked) {
+        p->blocked = now;
+        if (now)
+            L->blocked++;
+        else
+            L->blocked--;
+    }
+}
+
+static int q_reserve(lpart *p)
+{
+    rd_kafka_message_t **grown;
+    size_t cap, i;
+
+    if (p->len < p->cap)
+        return 0;
+    cap = p->cap ? p->cap * 2 : 16;
+    if (!(grown = malloc(cap * sizeof(*grown))))
+        return -1;
+    for (i = 0; i < p->len; i++)
+        grown[i] = p->q[(p->head + i) % p->cap];
+    free(p->q);
+    p->q = grown;
+    p->cap = cap;
+    p->head = 0;
+    return 0;
+}
+
+static int q_push_back(lpart *p, rd_kafka_message_t *m)
+{
+    if (q_reserve(p))
+        return -1;
+    p->q[(p->head + p->len) % p->cap] = m;
+    p->len++;
+    return 0;
+}
+
+static int q_push_front(lpart *p, rd_kafka_message_t *m)
+{
+    if (q_reserve(p))
+        return -1;
+    p->head = (p->head + p->cap - 1) % p->cap;
+    p->q[p->head] = m;
+    p->len++;
+    return 0;
+}
+
+static rd_kafka_message_t *q_pop_front(lpart *p)
+{
+    rd_kafka_message_t *m = p->q[p->head];
+
+    p->head = (p->head + 1) % p->cap;
+    p->len--;
+    return m;
+}
+
+static void part_clear(lpart *p)
+{
+    while (p->len)
+        rd_kafka_message_destroy(q_pop_front(p));
+}
+
+static void part_remove(loop *L, lpart *p)
+{
+    part_clear(p);
+    if (p->paused) {
+        p->paused = 0;
+        L->paused--;
+    }
+    p->retry_at = 0;
+    update_blocked(L, p);
+    free(p->q);
+    free(p->topic);
+    *p = L->parts[--L->n_parts];
+}
+
+/* ---- rebalance --------------------------------------------------------- */
+
+/*
+ * Called by the consumer before it commits and gives up `parts`: records of
+ * those partitions that were received but not handled are dropped (the new
+ * owner gets them again from the committed position), and paused ones are
+ * resumed so a later assignment does not inherit the pause.
+ */
+static void on_revoke(ksafe_consumer *c,
+                      const rd_kafka_topic_partition_list_t *parts, int lost,
+                      void *arg)
+{
+    loop *L = arg;
+    size_t i, kept = 0;
+
+    KSAFE__UNUSED(c);
+    KSAFE__UNUSED(lost);
+    L->st->rebalances++;
+    for (i = 0; i < L->blen; i++) {
+        rd_kafka_message_t *m = L->batch[i];
+        if (rd_kafka_topic_partition_list_find(
+                parts, rd_kafka_topic_name(m->rkt), m->partition))
+            rd_kafka_message_destroy(m);
+        else
+            L->batch[kept++] = m;
+    }
+    L->blen = kept;
+    i = 0;
+    while (i < L->n_parts) {
+        lpart *p = &L->parts[i];
+        if (rd_kafka_topic_partition_list_find(parts, p->topic,
+                                               p->partition)) {
+            set_paused(L, p, 0);
+            part_remove(L, p);
+        } else {
+            p->in_batch = 0;
+            i++;
+        }
+    }
+    for (i = 0; i < L->blen; i++) {
+        lpart *p = part_find(L, L->batch[i]);
+        if (p)
+            p->in_batch++;
+    }
+}
+
+/* ---- commit policy ----------------------------------------------------- */
+
+static void maybe_commit(loop *L, int idle)
+{
+    const ksafe_loop_options *o = L->o;
+    int due = 0;
+
+    if (!L->since_commit)
+        return;
+    if (o->commit_every_records && L->since_commit >= o->commit_every_records)
+        due = 1;
+    /* The clock is read every 64 records, or when idle: cheap enough. */
+    else if (o->commit_interval_ms > 0 && (idle || !(++L->calls & 63)) &&
+             ksafe__now_ms() - L->last_commit_ms >= o->commit_interval_ms)
+        due = 1;
+    if (!due)
+        return;
+    if (ksafe_consumer_commit(L->c, KSAFE_COMMIT_ASYNC, NULL) == 0)
+        L->st->commits++;
+    L->since_commit = 0;
+    L->last_commit_ms = ksafe__now_ms();
+}
+
+/* ---- handling ---------------------------------------------------------- */
+
+static int mark(loop *L, rd_kafka_message_t *m)
+{
+    ksafe_error e;
+
+    if (ksafe_consumer_done(L->c, (const ksafe_message *)m, &e)) {
+        L->rc = ksafe__error_set(L->err, e.code, 0, 0, "%s", e.message);
+        return -1;
+    }
+    L->since_commit++;
+    return 0;
+}
+
+static int64_t backoff_ms(loop *L, int attempts)
+{
+    const ksafe_loop_options *o = L->o;
+    double d = o->backoff_initial_ms * pow(o->backoff_multiplier, attempts - 1);
+    double u;
+
+    if (d > o->backoff_max_ms)
+        d = o->backoff_max_ms;
+    /* xorshift64: jitter only, not security */
+    L->rng ^= L->rng << 13;
+    L->rng ^= L->rng >> 7;
+    L->rng ^= L->rng << 17;
+    u = (double)(L->rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
+    d *= 1.0 + o->backoff_jitter * u;
+    return d < 0 ? 0 : (int64_t)d;
+}
+
+static int dead_letter(loop *L, const rd_kafka_message_t *m, int attempts,
+                       const char *why)
+{
+    char part[16], off[24], att[16];
+    ksafe_header h[5];
+    ksafe_record r = KSAFE_RECORD_INIT;
+    ksafe_error e;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    snprintf(att, sizeof(att), "%d", attempts);
+    h[0].name = "ksafe.origin.topic";
+    h[0].value = topic;
+    h[0].value_len = strlen(topic);
+    h[1].name = "ksafe.origin.partition";
+    h[1].value = part;
+    h[1].value_len = strlen(part);
+    h[2].name = "ksafe.origin.offset";
+    h[2].value = off;
+    h[2].value_len = strlen(off);
+    h[3].name = "ksafe.error";
+    h[3].value = why;
+    h[3].value_len = strlen(why);
+    h[4].name = "ksafe.attempts";
+    h[4].value = att;
+    h[4].value_len = strlen(att);
+    r.topic = L->o->dead_letter_topic;
+    r.key = m->key;
+    r.key_len = m->key_len;
+    r.value = m->payload;
+    r.value_len = m->len;
+    r.headers = h;
+    r.header_count = 5;
+    if (ksafe_producer_send_sync(L->o->dead_letter_producer, &r, -1, NULL,
+                                 &e)) {
+        L->rc = ksafe__error_set(
+            L->err, KSAFE_EHANDLER, e.rdkafka_code, e.flags,
+            "%s [%d] offset %lld failed (%s) and could not be dead-lettered "
+            "to %s: %s",
+            topic, (int)m->partition, (long long)m->offset, why,
+            L->o->dead_letter_topic, e.message);
+        return -1;
+    }
+    L->st->dead_lettered++;
+    return 0;
+}
+
+/* The record at the head of the failure: decide retry or policy. Returns 1
+ * if the record is settled (may be marked), 0 if it waits for a retry, -1 if
+ * the loop must stop. */
+static int settle_failure(loop *L, lpart *p, rd_kafka_message_t *m,
+                          ksafe_handler_result r, const ksafe_error *he)
+{
+    const ksafe_loop_options *o = L->o;
+    const char *why = he->message[0] ? he->message
+                      : r == KSAFE_HANDLER_RETRY ? "retries exhausted"
+                                                 : "handler failed";
+
+    p->attempts++;
+    if (r == KSAFE_HANDLER_RETRY && p->attempts < o->max_attempts) {
+        L->st->retries++;
+        p->retry_at = ksafe__now_ms() + backoff_ms(L, p->attempts);
+        set_paused(L, p, 1);
+        return 0;
+    }
+    L->st->failed++;
+    switch (o->on_failure) {
+    case KSAFE_FAILURE_SKIP:
+        ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "SKIP",
+                   "skipping %s [%d] offset %lld after %d attempt(s): %s",
+                   p->topic, (int)p->partition, (long long)m->offset,
+                   p->attempts, why);
+        L->st->skipped++;
+        return 1;
+    case KSAFE_FAILURE_DEAD_LETTER:
+        return dead_letter(L, m, p->attempts, why) ? -1 : 1;
+    case KSAFE_FAILURE_STOP:
+    default:
+        L->rc = ksafe__error_set(L->err, KSAFE_EHANDLER, 0, 0,
+                                 "%s [%d] offset %lld failed after %d "
+                                 "attempt(s): %s",
+                                 p->topic, (int)p->partition,
+                                 (long long)m->offset, p->attempts, why);
+        return -1;
+    }
+}
+
+/* Puts batch[from..blen) back at the front of their partitions' queues. */
+static int requeue(loop *L, size_t from)
+{
+    size_t j;
+
+    for (j = L->blen; j > from; j--) {
+        rd_kafka_message_t *m = L->batch[j - 1];
+        lpart *p = part_get(L, m);
+        if (!p || q_push_front(p, m)) {
+            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                     "out of memory");
+            for (; j > from; j--)
+                rd_kafka_message_destroy(L->batch[j - 1]);
+            return -1;
+        }
+        update_blocked(L, p);
+    }
+    L->blen = from;
+    return 0;
+}
+
+static void handle_batch(loop *L)
+{
+    const ksafe_loop_options *o = L->o;
+    ksafe_handler_result r = KSAFE_HANDLER_OK;
+    ksafe_error he;
+    size_t k = 0, i;
+
+    memset(&he, 0, sizeof(he));
+    if (o->semantics == KSAFE_AT_MOST_ONCE) {
+        for (i = 0; i < L->blen; i++)
+            if (mark(L, L->batch[i]))
+                return;
+        if (o->handler) {
+            for (i = 0; i < L->blen; i++)
+                o->handler((const ksafe_message *)L->batch[i], &he,
+                           o->payload);
+        } else {
+            size_t ok = 0;
+            o->batch_handler((const ksafe_message *const *)L->batch, L->blen,
+                             &ok, &he, o->payload);
+        }
+        L->st->processed += L->blen;
+        k = L->blen;
+    } else if (o->handler) {
+        for (k = 0; k < L->blen; k++) {
+            r = o->handler((const ksafe_message *)L->batch[k], &he,
+                           o->payload);
+            if (r != KSAFE_HANDLER_OK)
+                break;
+            if (mark(L, L->batch[k]))
+                return;
+        }
+    } else {
+        size_t ok = 0;
+        r = o->batch_handler((const ksafe_message *const *)L->batch, L->blen,
+                             &ok, &he, o->payload);
+        k = r == KSAFE_HANDLER_OK ? L->blen : (ok < L->blen ? ok : L->blen - 1);
+        for (i = 0; i < k; i++)
+            if (mark(L, L->batch[i]))
+                return;
+    }
+    if (o->semantics == KSAFE_AT_LEAST_ONCE)
+        L->st->processed += k;
+    /* A partition whose record succeeded starts its next record afresh. */
+    if (L->blocked || L->n_parts)
+        for (i = 0; i < k; i++) {
+            lpart *p = part_find(L, L->batch[i]);
+            if (p)
+                p->attempts = 0;
+        }
+    for (i = 0; i < k; i++)
+        rd_kafka_message_destroy(L->batch[i]);
+    if (k < L->blen) {
+        rd_kafka_message_t *m = L->batch[k];
+        lpart *p = part_get(L, m);
+        int s;
+
+        if (!p) {
+            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                     "out of memory");
+            return;
+        }
+        s = settle_failure(L, p, m, r, &he);
+        if (s == 1) {
+            p->attempts = 0;
+            if (mark(L, m))
+                return;
+            rd_kafka_message_destroy(m);
+            k++;
+        }
+        memmove(L->batch, L->batch + k, (L->blen - k) * sizeof(*L->batch));
+        L->blen -= k;
+        requeue(L, 0);
+        update_blocked(L, p);
+    } else {
+        L->blen = 0;
+    }
+}
+
+/* ---- collecting a batch ------------------------------------------------ */
+
+/* Moves ready queued records (backoff over) into the batch. Returns the time
+ * of the next retry, 0 if none is waiting. */
+static int64_t take_ready(loop *L, int64_t now)
+{
+    int64_t next = 0;
+    size_t i;
+
+    for (i = 0; i < L->n_parts && L->blen < L->bmax; i++) {
+        lpart *p = &L->parts[i];
+        if (!p->blocked)
+            continue;
+        if (p->retry_at > now) {
+            if (!next || p->retry_at < next)
+                next = p->retry_at;
+            continue;
+        }
+        p->retry_at = 0;
+        while (p->len && L->blen < L->bmax) {
+            L->batch[L->blen++] = q_pop_front(p);
+            p->in_batch++;
+        }
+        update_blocked(L, p);
+    }
+    return next;
+}
+
+/* Routes one polled record: behind its partition's queue if blocked,
+ * otherwise into the batch. */
+static void route(loop *L, rd_kafka_message_t *m)
+{
+    lpart *p = NULL;
+
+    L->st->polled++;
+    if (L->blocked && (p = part_find(L, m)) && p->blocked) {
+        if (q_push_back(p, m)) {
+            rd_kafka_message_destroy(m);
+            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                     "out of memory");
+        }
+        return;
+    }
+    L->batch[L->blen++] = m;
+    if (L->bmax > 1) {
+        /* Backpressure: a partition holding its share of the batch is
+         * paused until the batch is handled. */
+        if (!p && !(p = part_get(L, m)))
+            return;
+        if (++p->in_batch >= L->o->max_buffered_per_partition)
+            set_paused(L, p, 1);
+    }
+}
+
+/* After a batch: partitions paused for backpressure, or whose backoff is
+ * over, fetch again (their pending records still go first). */
+static void release_paused(loop *L)
+{
+    size_t i;
+
+    for (i = 0; i < L->n_parts; i++) {
+        lpart *p = &L->parts[i];
+        p->in_batch = 0;
+        if (p->paused && !p->retry_at)
+            set_paused(L, p, 0);
+    }
+}
+
+static void poll_error(loop *L, rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char reason[256];
+        rd_kafka_resp_err_t code =
+            rd_kafka_fatal_error(L->rk, reason, sizeof(reason));
+        L->rc = ksafe__error_set(L->err, KSAFE_EFATAL, code,
+                                 KSAFE_ERROR_FATAL, "fatal consumer error: %s",
+                                 reason);
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "CONSUME",
+                   "consumer error: %s", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+}
+
+static void collect(loop *L)
+{
+    int64_t now = ksafe__now_ms();
+    int64_t next_retry = L->blocked ? take_ready(L, now) : 0;
+    int64_t deadline = 0;
+
+    while (L->blen < L->bmax && !L->rc) {
+        rd_kafka_message_t *m;
+        int timeout;
+
+        if (L->blen == 0) {
+            timeout = L->o->poll_timeout_ms;
+            if (next_retry) {
+                int64_t d = next_retry - ksafe__now_ms();
+                timeout = d <= 0 ? 0 : (d < timeout ? (int)d : timeout);
+            }
+        } else {
+            int64_t d;
+            if (!deadline)
+                deadline = ksafe__now_ms() + L->o->batch_max_wait_ms;
+            d = deadline - ksafe__now_ms();
+            if (d <= 0)
+                break;
+            timeout = (int)d;
+        }
+        m = rd_kafka_consumer_poll(L->rk, timeout);
+        if (!m) {
+            if (L->blen == 0)
+                break; /* idle: let the caller commit, retry, stop */
+            continue;
+        }
+        if (m->err) {
+            poll_error(L, m);
+            continue;
+        }
+        route(L, m);
+        if (ksafe_consumer_stop_requested(L->c))
+            break;
+    }
+}
+
+/* ---- run --------------------------------------------------------------- */
+
+int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
+              ksafe_error *err)
+{
+    ksafe_loop_stats local;
+    ksafe_error cerr;
+    loop L;
+    size_t i;
+    int rc;
+
+    if (!c)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "consumer is NULL");
+    if (!opts)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "loop options are required (a handler)");
+    if ((rc = validate(opts, err)))
+        return rc;
+    if (c->closed)
+        return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
+                                "the consumer is closed");
+    memset(&L, 0, sizeof(L));
+    memset(&local, 0, sizeof(local));
+    L.c = c;
+    L.rk = c->cl.rk;
+    L.o = opts;
+    L.st = opts->stats ? opts->stats : &local;
+    memset(L.st, 0, sizeof(*L.st));
+    L.err = err;
+    L.bmax = opts->batch_handler ? opts->batch_size : 1;
+    L.last_commit_ms = ksafe__now_ms();
+    L.rng = (uint64_t)ksafe__now_ms() * 2654435761u ^ (uint64_t)getpid();
+    if (!L.rng)
+        L.rng = 1;
+    if (!(L.batch = malloc(L.bmax * sizeof(*L.batch))))
+        return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
+    c->loop_on_revoke = on_revoke;
+    c->loop_arg = &L;
+
+    while (!L.rc && !ksafe_consumer_stop_requested(c)) {
+        collect(&L);
+        if (L.blen) {
+            handle_batch(&L);
+            if (L.paused || L.bmax > 1)
+                release_paused(&L);
+            maybe_commit(&L, 0);
+        } else {
+            maybe_commit(&L, 1);
+        }
+    }
+
+    /* Unhandled records are not marked: the next owner gets them again. */
+    for (i = 0; i < L.blen; i++)
+        rd_kafka_message_destroy(L.batch[i]);
+    L.blen = 0;
+    while (L.n_parts)
+        part_remove(&L, &L.parts[0]);
+    rc = L.rc;
+    c->loop_on_revoke = NULL; /* closing revokes everything: not ours */
+    c->loop_arg = NULL;
+    if (ksafe_consumer_close(c, &cerr) && !rc)
+        rc = ksafe__error_set(err, cerr.code, cerr.rdkafka_code, cerr.flags,
+                              "%s", cerr.message);
+    else if (!rc)
+        L.st->commits++; /* the final commit of close */
+    free(L.batch);
+    free(L.parts);
+    return rc;
+}
+
+/* ---- signals ----------------------------------------------------------- */
+
+static ksafe_consumer *volatile signal_consumer;
+
+static void on_stop_signal(int sig)
+{
+    ksafe_consumer *c = signal_consumer;
+
+    KSAFE__UNUSED(sig);
+    if (c)
+        ksafe_consumer_stop(c);
+}
+
+int ksafe_stop_on_signals(ksafe_consumer *c, ksafe_error *err)
+{
+    struct sigaction sa;
+
+    if (!c)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "consumer is NULL");
+    signal_consumer = c;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "could not install signal handlers");
+    return 0;
+}

@@ -1,0 +1,590 @@
+/*
+ * tests/test_loop.c - the at-least-once loop on the embedded cluster:
+ * handler contract, retry with a paused partition, failure policies,
+ * backpressure, graceful stop.
+ */
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static ksafe_test_cluster *tc;
+
+static void cluster_up(void)
+{
+    ksafe_error err;
+    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
+}
+
+static void cluster_down(void)
+{
+    ksafe_test_cluster_free(tc);
+    tc = NULL;
+}
+
+/* A topic with `partitions` partitions holding `n` records. */
+static void topic_with(char *topic, size_t size, const char *prefix,
+                       int partitions, int n)
+{
+    ksafe_error err;
+
+    ksafe_test_unique_name(topic, size, prefix);
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, partitions, &err),
+                 err);
+    test_produce(tc, topic, 0, n);
+}
+
+/* What the handlers saw. */
+typedef struct seen {
+    ksafe_consumer *c;
+    int calls[1000];     /* handler calls per record index */
+    int ok[1000];        /* successful handler calls per record index */
+    int total_ok;
+    int stop_after;      /* ask the loop to stop after this many OKs */
+    int fail_index;      /* record that fails (-1: none) */
+    int fail_times;      /* RETRY this many times, then OK (-1: FAIL) */
+    int sleep_ms;        /* per handler call */
+    int raise_signal;    /* stop via SIGTERM instead of ksafe_consumer_stop */
+    int64_t committed_while_retrying[4];
+    const char *topic, *group;
+} seen;
+
+static ksafe_handler_result record_handler(const ksafe_message *m,
+                                           ksafe_error *err, void *payload)
+{
+    seen *s = payload;
+    int i = test_value_index(m);
+
+    s->calls[i]++;
+    if (s->sleep_ms) {
+        struct timespec ts = {s->sleep_ms / 1000,
+                              (long)(s->sleep_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (i == s->fail_index) {
+        if (s->fail_times < 0) {
+            snprintf(err->message, sizeof(err->message), "poison record %d",
+                     i);
+            return KSAFE_HANDLER_FAIL;
+        }
+        if (s->calls[i] <= s->fail_times) {
+            snprintf(err->message, sizeof(err->message), "transient %d", i);
+            return KSAFE_HANDLER_RETRY;
+        }
+    }
+    s->ok[i]++;
+    s->total_ok++;
+    if (s->stop_after && s->total_ok == s->stop_after) {
+        if (s->raise_signal)
+            raise(SIGTERM);
+        else
+            ksafe_consumer_stop(s->c);
+    }
+    return KSAFE_HANDLER_OK;
+}
+
+static void seen_init(seen *s, ksafe_consumer *c)
+{
+    memset(s, 0, sizeof(*s));
+    s->c = c;
+    s->fail_index = -1;
+}
+
+/* Runs the loop until `want` OK calls, or an error. */
+static int run(ksafe_consumer *c, ksafe_loop_options *lo, seen *s, int want,
+               ksafe_error *err)
+{
+    s->stop_after = want;
+    lo->payload = s;
+    return ksafe_run(c, lo, err);
+}
+
+START_TEST(options_are_validated)
+{
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT, d;
+    ksafe_consumer_options co = KSAFE_CONSUMER_OPTIONS_INIT;
+    ksafe_consumer *c;
+    ksafe_error err;
+
+    co.bootstrap_servers = "127.0.0.1:1";
+    co.group_id = "g";
+    co.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "exactly one of handler"));
+    lo.handler = record_handler;
+    lo.max_attempts = 0;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "max_attempts is 0"));
+    lo.max_attempts = 3;
+    lo.on_failure = KSAFE_FAILURE_DEAD_LETTER;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "dead_letter_topic"));
+    lo.on_failure = KSAFE_FAILURE_STOP;
+    lo.commit_every_records = 0;
+    lo.commit_interval_ms = 0;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "nothing would be committed"));
+    lo = (ksafe_loop_options)KSAFE_LOOP_OPTIONS_INIT;
+    lo.handler = record_handler;
+    lo.backoff_multiplier = 0.5;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    lo.version = 7;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EVERSION);
+    ck_assert_int_eq(ksafe_run(c, NULL, &err), KSAFE_EINVAL);
+    ck_assert_int_eq(ksafe_loop_options_init(&d, 1), 0);
+    ck_assert_int_eq(d.semantics, KSAFE_AT_LEAST_ONCE);
+    ck_assert_int_eq(d.on_failure, KSAFE_FAILURE_STOP);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
+/* Every record handled once, commits carry exactly what was processed. */
+START_TEST(processes_and_commits_everything)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_loop_stats st;
+    int64_t committed[4];
+    ksafe_consumer *c;
+    ksafe_error err;
+    seen s;
+    int i;
+
+    topic_with(topic, sizeof(topic), "loop-all", 4, 400);
+    ksafe_test_unique_name(group, sizeof(group), "loop-all-g");
+    c = test_subscribed(tc, topic, group);
+    seen_init(&s, c);
+    lo.handler = record_handler;
+    lo.commit_every_records = 50;
+    lo.stats = &st;
+    ck_assert_ok(run(c, &lo, &s, 400, &err), err);
+    for (i = 0; i < 400; i++)
+        ck_assert_int_eq(s.ok[i], 1);
+    ck_assert_uint_eq(st.processed, 400);
+    ck_assert_uint_eq(st.polled, 400);
+    /* 400 marks at 50 per commit: about 8 policy commits plus the final
+     * one; never one per record. */
+    ck_assert_uint_ge(st.commits, 2);
+    ck_assert_uint_le(st.commits, 12);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 4, committed);
+    ck_assert_int_eq(committed[0] + committed[1] + committed[2] + committed[3],
+                     400);
+}
+END_TEST
+
+static void check_committed_during_retry(seen *s, int partition_of_failing,
+                                         int64_t failing_offset)
+{
+    int64_t committed[4];
+
+    test_committed(tc, s->topic, s->group, 4, committed);
+    /* The failing record's partition never commits past it while retrying. */
+    ck_assert_int_le(committed[partition_of_failing], failing_offset);
+}
+
+typedef struct retry_probe {
+    seen s;
+    int partition;
+    int64_t offset;
+    int probed;
+} retry_probe;
+
+static ksafe_handler_result probing_handler(const ksafe_message *m,
+                                            ksafe_error *err, void *payload)
+{
+    retry_probe *rp = payload;
+    int i = test_value_index(m);
+
+    if (i == rp->s.fail_index) {
+        rp->partition = ksafe_message_partition(m);
+        rp->offset = ksafe_message_offset(m);
+        if (rp->s.calls[i] == 2 && !rp->probed) {
+            rp->probed = 1;
+            check_committed_during_retry(&rp->s, rp->partition, rp->offset);
+        }
+    }
+    return record_handler(m, err, &rp->s);
+}
+
+/* RETRY n times then OK: n + 1 calls, processed once, marked only after. */
+START_TEST(retry_then_success_marks_after_success)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_loop_stats st;
+    int64_t committed[4];
+    ksafe_consumer *c;
+    ksafe_error err;
+    retry_probe rp;
+    int i;
+
+    topic_with(topic, sizeof(topic), "loop-retry", 4, 200);
+    ksafe_test_unique_name(group, sizeof(group), "loop-retry-g");
+    c = test_subscribed(tc, topic, group);
+    memset(&rp, 0, sizeof(rp));
+    seen_init(&rp.s, c);
+    rp.s.topic = topic;
+    rp.s.group = group;
+    rp.s.fail_index = 37;
+    rp.s.fail_times = 3;
+    lo.handler = probing_handler;
+    lo.max_attempts = 5;
+    lo.backoff_initial_ms = 200;
+    lo.backoff_jitter = 0;
+    lo.commit_every_records = 1; /* commits race the retry if they could */
+    lo.stats = &st;
+    rp.s.stop_after = 200;
+    lo.payload = &rp;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    ck_assert_int_eq(rp.s.calls[37], 4);
+    for (i = 0; i < 200; i++)
+        ck_assert_int_eq(rp.s.ok[i], 1);
+    ck_assert_int_eq(rp.probed, 1);
+    ck_assert_uint_eq(st.retries, 3);
+    ck_assert_uint_ge(st.pauses, 1);     /* the partition waited paused */
+    ck_assert_uint_eq(st.pauses, st.resumes);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 4, committed);
+    ck_assert_int_gt(committed[rp.partition], rp.offset);
+}
+END_TEST
+
+/* Permanent failure with the stop policy: the error names the record and
+ * nothing at or after it is committed on its partition. */
+START_TEST(stop_policy_names_the_record_and_commits_nothing_after)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    int64_t committed[1];
+    ksafe_consumer *c;
+    ksafe_error err;
+    char expect[128];
+    seen s;
+
+    topic_with(topic, sizeof(topic), "loop-stop", 1, 100);
+    ksafe_test_unique_name(group, sizeof(group), "loop-stop-g");
+    c = test_subscribed(tc, topic, group);
+    seen_init(&s, c);
+    s.fail_index = 42; /* one partition: offset 42 */
+    s.fail_times = -1;
+    lo.handler = record_handler;
+    lo.commit_every_records = 1;
+    ck_assert_int_eq(run(c, &lo, &s, 0, &err), KSAFE_EHANDLER);
+    snprintf(expect, sizeof(expect), "%s [0] offset 42", topic);
+    ck_assert_msg(strstr(err.message, expect) != NULL, "message: %s",
+                  err.message);
+    ck_assert_ptr_nonnull(strstr(err.message, "poison record 42"));
+    ck_assert_int_eq(s.calls[42], 1); /* FAIL is not retried */
+    ck_assert_int_eq(s.calls[43], 0);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 42);
+}
+END_TEST
+
+typedef struct dlq_probe {
+    ksafe_test_cluster *tc;
+    const char *source, *group;
+} dlq_probe;
+
+/* Permanent failure with a dead-letter topic: the DLQ holds the record with
+ * its origin, and the source offset moves past it only after that. */
+START_TEST(dead_letter_holds_record_with_origin_headers)
+{
+    char topic[64], group[64], dlq[64], dgroup[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_producer_options po;
+    ksafe_loop_stats st;
+    ksafe_producer *dp;
+    int64_t committed[1];
+    ksafe_consumer *c, *dc;
+    ksafe_message *m = NULL;
+    ksafe_error err;
+    const void *hv;
+    size_t hl;
+    seen s;
+    time_t deadline;
+
+    topic_with(topic, sizeof(topic), "loop-dlq", 1, 50);
+    ksafe_test_unique_name(dlq, sizeof(dlq), "loop-dlq-dead");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, dlq, 1, &err), err);
+    ksafe_test_unique_name(group, sizeof(group), "loop-dlq-g");
+    ksafe_test_cluster_producer_options(tc, &po);
+    ck_assert_ok(ksafe_producer_new(&dp, &po, &err), err);
+    c = test_subscribed(tc, topic, group);
+    seen_init(&s, c);
+    s.fail_index = 7;
+    s.fail_times = 100; /* keeps asking for retries: exhausts them */
+    lo.handler = record_handler;
+    lo.max_attempts = 3;
+    lo.backoff_initial_ms = 10;
+    lo.on_failure = KSAFE_FAILURE_DEAD_LETTER;
+    lo.dead_letter_topic = dlq;
+    lo.dead_letter_producer = dp;
+    lo.stats = &st;
+    ck_assert_ok(run(c, &lo, &s, 49, &err), err);
+    ck_assert_int_eq(s.calls[7], 3);
+    ck_assert_int_eq(s.ok[7], 0);
+    ck_assert_uint_eq(st.dead_lettered, 1);
+    ck_assert_uint_eq(st.failed, 1);
+    ksafe_consumer_free(c);
+    ksafe_producer_free(dp);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 50);
+
+    ksafe_test_unique_name(dgroup, sizeof(dgroup), "loop-dlq-reader");
+    dc = test_subscribed(tc, dlq, dgroup);
+    deadline = time(NULL) + 30;
+    while (!m && time(NULL) < deadline)
+        ck_assert_ok(ksafe_consumer_poll(dc, 200, &m, &err), err);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(test_value_index(m), 7);
+    ck_assert_int_eq(ksafe_message_header(m, "ksafe.origin.topic", &hv, &hl),
+                     0);
+    ck_assert_int_eq((int)hl, (int)strlen(topic));
+    ck_assert_int_eq(memcmp(hv, topic, hl), 0);
+    ck_assert_int_eq(ksafe_message_header(m, "ksafe.origin.offset", &hv, &hl),
+                     0);
+    ck_assert_int_eq(memcmp(hv, "7", 1), 0);
+    ck_assert_int_eq(
+        ksafe_message_header(m, "ksafe.origin.partition", &hv, &hl), 0);
+    ck_assert_int_eq(ksafe_message_header(m, "ksafe.attempts", &hv, &hl), 0);
+    ck_assert_int_eq(memcmp(hv, "3", 1), 0);
+    ck_assert_int_eq(ksafe_message_header(m, "ksafe.error", &hv, &hl), 0);
+    ck_assert_int_gt((int)hl, 0);
+    ksafe_message_free(m);
+    ksafe_consumer_free(dc);
+}
+END_TEST
+
+/*
+ * A record that keeps failing for longer than max.poll.interval in total
+ * does not cost the member its partitions: the loop polls between attempts.
+ * (One single handler call longer than max.poll.interval would: see
+ * README, "handler time limit".)
+ */
+START_TEST(long_retry_keeps_group_membership)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_consumer_options co;
+    ksafe_loop_stats st;
+    const char *t;
+    ksafe_consumer *c;
+    ksafe_error err;
+    seen s;
+
+    topic_with(topic, sizeof(topic), "loop-slow", 2, 20);
+    ksafe_test_unique_name(group, sizeof(group), "loop-slow-g");
+    ksafe_test_cluster_consumer_options(tc, &co, group);
+    co.max_poll_interval_ms = 5000;
+    co.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    t = topic;
+    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    seen_init(&s, c);
+    s.fail_index = 3;
+    s.fail_times = 4;
+    s.sleep_ms = 0;
+    lo.handler = record_handler;
+    lo.max_attempts = 10;
+    lo.backoff_initial_ms = 2000; /* 4 retries x 2 s = 8 s > 5 s */
+    lo.backoff_multiplier = 1.0;
+    lo.backoff_jitter = 0;
+    lo.stats = &st;
+    ck_assert_ok(run(c, &lo, &s, 20, &err), err);
+    ck_assert_int_eq(s.calls[3], 5);
+    ck_assert_int_eq(s.ok[3], 1);
+    ck_assert_uint_eq(st.rebalances, 0); /* never revoked nor lost */
+    ksafe_consumer_free(c);
+}
+END_TEST
+
+/* Batch handler: leading successes are marked; the failing record is
+ * retried; the rest is handed again. */
+typedef struct batch_seen {
+    seen s;
+    int batches;
+    size_t max_per_partition;
+} batch_seen;
+
+static ksafe_handler_result batch_handler(const ksafe_message *const *msgs,
+                                          size_t n, size_t *succeeded,
+                                          ksafe_error *err, void *payload)
+{
+    batch_seen *b = payload;
+    size_t per[8] = {0};
+    size_t i;
+
+    b->batches++;
+    for (i = 0; i < n; i++) {
+        int p = ksafe_message_partition(msgs[i]);
+        if (++per[p] > b->max_per_partition)
+            b->max_per_partition = per[p];
+    }
+    for (i = 0; i < n; i++) {
+        ksafe_handler_result r = record_handler(msgs[i], err, &b->s);
+        if (r != KSAFE_HANDLER_OK) {
+            *succeeded = i;
+            return r;
+        }
+    }
+    return KSAFE_HANDLER_OK;
+}
+
+START_TEST(batch_partial_success_and_retry)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_loop_stats st;
+    int64_t committed[2];
+    ksafe_consumer *c;
+    ksafe_error err;
+    batch_seen b;
+    int i;
+
+    topic_with(topic, sizeof(topic), "loop-batch", 2, 300);
+    ksafe_test_unique_name(group, sizeof(group), "loop-batch-g");
+    c = test_subscribed(tc, topic, group);
+    memset(&b, 0, sizeof(b));
+    seen_init(&b.s, c);
+    b.s.fail_index = 150;
+    b.s.fail_times = 2;
+    b.s.stop_after = 300;
+    lo.batch_handler = batch_handler;
+    lo.batch_size = 64;
+    lo.batch_max_wait_ms = 50;
+    lo.backoff_initial_ms = 50;
+    lo.payload = &b;
+    lo.stats = &st;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    for (i = 0; i < 300; i++)
+        ck_assert_msg(b.s.ok[i] == 1, "record %d ok %d times", i, b.s.ok[i]);
+    ck_assert_int_eq(b.s.calls[150], 3);
+    ck_assert_uint_eq(st.processed, 300);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 2, committed);
+    ck_assert_int_eq(committed[0] + committed[1], 300);
+}
+END_TEST
+
+/* Backpressure: a partition holding max_buffered_per_partition records is
+ * paused until they are handled, so no batch holds more of it. */
+START_TEST(backpressure_pauses_and_resumes)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_loop_stats st;
+    ksafe_consumer *c;
+    ksafe_error err;
+    batch_seen b;
+
+    topic_with(topic, sizeof(topic), "loop-bp", 1, 200);
+    ksafe_test_unique_name(group, sizeof(group), "loop-bp-g");
+    c = test_subscribed(tc, topic, group);
+    memset(&b, 0, sizeof(b));
+    seen_init(&b.s, c);
+    b.s.stop_after = 200;
+    lo.batch_handler = batch_handler;
+    lo.batch_size = 100;
+    lo.batch_max_wait_ms = 200;
+    lo.max_buffered_per_partition = 10;
+    lo.payload = &b;
+    lo.stats = &st;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    ck_assert_int_eq(b.s.total_ok, 200);
+    ck_assert_uint_le(b.max_per_partition, 10);
+    ck_assert_uint_ge(st.pauses, 10);
+    ck_assert_uint_eq(st.pauses, st.resumes);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
+/* Stop from a signal handler: the loop returns 0 and the final commit equals
+ * exactly what was processed. */
+START_TEST(stop_from_signal_commits_what_was_marked)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    int64_t committed[2];
+    ksafe_consumer *c;
+    ksafe_error err;
+    int64_t next[2] = {0, 0};
+    seen s;
+    int i;
+
+    topic_with(topic, sizeof(topic), "loop-sig", 2, 300);
+    ksafe_test_unique_name(group, sizeof(group), "loop-sig-g");
+    c = test_subscribed(tc, topic, group);
+    seen_init(&s, c);
+    s.raise_signal = 1;
+    ck_assert_ok(ksafe_stop_on_signals(c, &err), err);
+    lo.handler = record_handler;
+    lo.commit_every_records = 1000000; /* only the final commit */
+    lo.commit_interval_ms = 600000;
+    ck_assert_ok(run(c, &lo, &s, 123, &err), err);
+    ck_assert_int_eq(s.total_ok, 123);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    ksafe_consumer_free(c);
+    /* Records of one key land on one partition; the processed ones per
+     * partition are a prefix, so the committed offsets sum to 123. */
+    test_committed(tc, topic, group, 2, committed);
+    for (i = 0; i < 2; i++)
+        next[i] = committed[i] < 0 ? 0 : committed[i];
+    ck_assert_int_eq(next[0] + next[1], 123);
+}
+END_TEST
+
+/* At-most-once: a failing record is not retried and is still committed. */
+START_TEST(at_most_once_loses_failed_records_by_design)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    int64_t committed[1];
+    ksafe_consumer *c;
+    ksafe_error err;
+    seen s;
+
+    topic_with(topic, sizeof(topic), "loop-amo", 1, 30);
+    ksafe_test_unique_name(group, sizeof(group), "loop-amo-g");
+    c = test_subscribed(tc, topic, group);
+    seen_init(&s, c);
+    s.fail_index = 5;
+    s.fail_times = 10;
+    lo.handler = record_handler;
+    lo.semantics = KSAFE_AT_MOST_ONCE;
+    ck_assert_ok(run(c, &lo, &s, 29, &err), err);
+    ck_assert_int_eq(s.calls[5], 1);
+    ck_assert_int_eq(s.ok[5], 0);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 30);
+}
+END_TEST
+
+static Suite *loop_suite(void)
+{
+    Suite *s = suite_create("loop");
+    TCase *t = tcase_create("loop");
+
+    tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, options_are_validated);
+    tcase_add_test(t, processes_and_commits_everything);
+    tcase_add_test(t, retry_then_success_marks_after_success);
+    tcase_add_test(t, stop_policy_names_the_record_and_commits_nothing_after);
+    tcase_add_test(t, dead_letter_holds_record_with_origin_headers);
+    tcase_add_test(t, long_retry_keeps_group_membership);
+    tcase_add_test(t, batch_partial_success_and_retry);
+    tcase_add_test(t, backpressure_pauses_and_resumes);
+    tcase_add_test(t, stop_from_signal_commits_what_was_marked);
+    tcase_add_test(t, at_most_once_loses_failed_records_by_design);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+KSAFE_TEST_MAIN(loop_suite)

@@ -1,0 +1,99 @@
+/*
+ * tests/testutil.c - cluster helpers shared by the integration suites.
+ */
+#include "testutil.h"
+
+typedef struct reports {
+    int delivered, failed;
+} reports;
+
+static void count_delivery(const ksafe_delivery *d, void *payload)
+{
+    reports *r = payload;
+    if (d->error)
+        r->failed++;
+    else
+        r->delivered++;
+}
+
+void test_produce(ksafe_test_cluster *tc, const char *topic, int from, int to)
+{
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    reports r = {0, 0};
+    int i;
+
+    ksafe_test_cluster_producer_options(tc, &o);
+    o.on_delivery = count_delivery;
+    o.delivery_payload = &r;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    for (i = from; i < to; i++) {
+        char key[32], value[32];
+        ksafe_record rec = KSAFE_RECORD_INIT;
+        snprintf(key, sizeof(key), "key-%d", i % 10);
+        snprintf(value, sizeof(value), "value-%d", i);
+        rec.topic = topic;
+        rec.key = key;
+        rec.key_len = strlen(key);
+        rec.value = value;
+        rec.value_len = strlen(value);
+        ck_assert_ok(ksafe_producer_send(p, &rec, &err), err);
+    }
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, to - from);
+    ck_assert_int_eq(r.failed, 0);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+
+int test_value_index(const ksafe_message *m)
+{
+    size_t len;
+    const char *v = ksafe_message_value(m, &len);
+    char buf[32];
+    int i;
+
+    ck_assert_int_lt(len, sizeof(buf));
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    ck_assert_int_eq(sscanf(buf, "value-%d", &i), 1);
+    return i;
+}
+
+void test_committed(ksafe_test_cluster *tc, const char *topic,
+                    const char *group, int partitions, int64_t *out)
+{
+    ksafe_consumer_options o;
+    rd_kafka_topic_partition_list_t *l;
+    ksafe_consumer *c;
+    ksafe_error err;
+    int i;
+
+    ksafe_test_cluster_consumer_options(tc, &o, group);
+    o.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
+    l = rd_kafka_topic_partition_list_new(partitions);
+    for (i = 0; i < partitions; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i);
+    ck_assert_int_eq(rd_kafka_committed(ksafe_consumer_rdkafka(c), l, 10000),
+                     0);
+    for (i = 0; i < l->cnt; i++)
+        out[l->elems[i].partition] = l->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    ksafe_consumer_free(c);
+}
+
+ksafe_consumer *test_subscribed(ksafe_test_cluster *tc, const char *topic,
+                                const char *group)
+{
+    ksafe_consumer_options o;
+    ksafe_consumer *c;
+    ksafe_error err;
+
+    ksafe_test_cluster_consumer_options(tc, &o, group);
+    o.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
+    ck_assert_ok(ksafe_consumer_subscribe(c, &topic, 1, &err), err);
+    return c;
+}
