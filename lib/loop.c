@@ -297,8 +297,10 @@ static void on_revoke(ksafe_consumer *c,
     size_t i, kept = 0;
 
     KSAFE__UNUSED(c);
-    KSAFE__UNUSED(lost);
-    L->st->rebalances++;
+    if (lost)
+        L->st->lost += (uint64_t)parts->cnt;
+    else
+        L->st->revoked += (uint64_t)parts->cnt;
     for (i = 0; i < L->blen; i++) {
         rd_kafka_message_t *m = L->batch[i];
         if (rd_kafka_topic_partition_list_find(
@@ -701,6 +703,7 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
 {
     ksafe_loop_stats local;
     ksafe_error cerr;
+    int rebalances_before;
     loop L;
     size_t i;
     int rc;
@@ -733,8 +736,10 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     c->loop_on_revoke = on_revoke;
     c->loop_arg = &L;
 
+    rebalances_before = c->rebalances;
     while (!L.rc && !ksafe_consumer_stop_requested(c)) {
         collect(&L);
+        L.st->rebalances = (uint64_t)(c->rebalances - rebalances_before);
         if (L.blen) {
             handle_batch(&L);
             if (L.paused || L.bmax > 1)

@@ -74,10 +74,12 @@ typedef struct ksafe_loop_stats {
     uint64_t dead_lettered; /**< failed records published to the DLQ */
     uint64_t duplicates;    /**< records skipped as already processed (dedup) */
     uint64_t commits;       /**< commit requests sent */
-    uint64_t rebalances;    /**< revocations and losses while running */
+    uint64_t rebalances;    /**< rebalance events (assign, revoke, lost) */
     uint64_t pauses;        /**< partitions paused (retry or backpressure) */
     uint64_t resumes;       /**< partitions resumed */
-    uint64_t reserved[8];
+    uint64_t revoked;       /**< partitions revoked from this member */
+    uint64_t lost;          /**< partitions lost (no commit for them) */
+    uint64_t reserved[6];
 } ksafe_loop_stats;
 
 #define KSAFE_LOOP_OPTIONS_VERSION 1
