@@ -297,8 +297,12 @@ static int sc_string(scanner *sc, char **out)
 
     if (sc->pos >= sc->len || s[sc->pos] != '"')
         return -1;
-    if (out && !(d = malloc(sc->len - sc->pos)))
-        return -1;
+    if (out) {
+        /* measure first: the decoded text fits in the escaped length */
+        scanner probe = *sc;
+        if (sc_string(&probe, NULL) || !(d = malloc(probe.pos - sc->pos)))
+            return -1;
+    }
     for (;;) {
         unsigned char c;
 
