@@ -9,9 +9,11 @@
 #ifndef KSAFE_SAMPLES_COMMON_H
 #define KSAFE_SAMPLES_COMMON_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ksafe/ksafe.h>
 
@@ -61,6 +63,59 @@ static inline void sample_cluster_topic(sample_cluster *sc, const char *topic,
         fprintf(stderr, "create topic %s: %s\n", topic, err.message);
         exit(1);
     }
+}
+
+/* Sends `n` demo records "order-<i>" keyed "customer-<i % 5>". */
+static inline void sample_produce_demo(sample_cluster *sc, const char *topic,
+                                       int n)
+{
+    ksafe_producer_options o = KSAFE_PRODUCER_OPTIONS_INIT;
+    ksafe_producer *p;
+    ksafe_error err;
+    int i;
+
+    o.bootstrap_servers = sc->bootstrap;
+    if (ksafe_producer_new(&p, &o, &err)) {
+        fprintf(stderr, "producer: %s\n", err.message);
+        exit(1);
+    }
+    for (i = 0; i < n; i++) {
+        char key[24], value[24];
+        ksafe_record r = KSAFE_RECORD_INIT;
+        snprintf(key, sizeof(key), "customer-%d", i % 5);
+        snprintf(value, sizeof(value), "order-%d", i);
+        r.topic = topic;
+        r.key = key;
+        r.key_len = strlen(key);
+        r.value = value;
+        r.value_len = strlen(value);
+        if (ksafe_producer_send(p, &r, &err)) {
+            fprintf(stderr, "send: %s\n", err.message);
+            exit(1);
+        }
+    }
+    if (ksafe_producer_close(p, &err)) {
+        fprintf(stderr, "producer close: %s\n", err.message);
+        exit(1);
+    }
+    ksafe_producer_free(p);
+}
+
+/* Demo runs end by themselves: SIGALRM after `ms` stops the loop, the same
+ * way a SIGTERM would (ksafe_consumer_stop is async-signal-safe). */
+static ksafe_consumer *sample_alarm_consumer;
+
+static void sample_on_alarm(int sig)
+{
+    (void)sig;
+    ksafe_consumer_stop(sample_alarm_consumer);
+}
+
+static inline void sample_stop_after(ksafe_consumer *c, int ms)
+{
+    sample_alarm_consumer = c;
+    signal(SIGALRM, sample_on_alarm);
+    alarm((unsigned)((ms + 999) / 1000));
 }
 
 static inline void sample_cluster_close(sample_cluster *sc)
