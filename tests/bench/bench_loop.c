@@ -1,0 +1,302 @@
+/*
+ * tests/bench/bench_loop.c - ksafe_run() against a hand-written librdkafka
+ * loop doing the same work, in one run, on one embedded cluster.
+ *
+ * Both consume the same topic from the start with a new group, with the
+ * same librdkafka settings (ksafe's consumer preset) and the same commit
+ * policy (async commit every 1000 records or 1 s). The raw loop stores each
+ * record's offset with rd_kafka_offset_store() as the librdkafka examples
+ * do; ksafe_run keeps the last processed offset per partition itself and
+ * hands librdkafka the positions once per commit. Rounds alternate so that
+ * machine noise hits both alike; the clock starts at the first record (the
+ * group join is not measured) and stops at the last record (closing is
+ * not measured either).
+ *
+ *   meson test -C build --benchmark bench-loop   (or run the binary)
+ *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (3)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ksafe/ksafe.h>
+
+#define PARTITIONS 32
+#define VALUE_SIZE 100
+#define COMMIT_EVERY 1000
+#define COMMIT_MS 1000
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const ksafe_error *err)
+{
+    fprintf(stderr, "%s: %s\n", what, err ? err->message : "failed");
+    exit(1);
+}
+
+static void produce(const char *bootstrap, const char *topic, long n)
+{
+    ksafe_producer_options o = KSAFE_PRODUCER_OPTIONS_INIT;
+    static const char *const props[] = {"queue.buffering.max.messages",
+                                        "1000000", NULL};
+    char value[VALUE_SIZE];
+    ksafe_producer *p;
+    ksafe_error err;
+    long i;
+
+    memset(value, 'x', sizeof(value));
+    o.bootstrap_servers = bootstrap;
+    o.rdkafka_properties = props;
+    o.linger_ms = 20;
+    if (ksafe_producer_new(&p, &o, &err))
+        die("producer", &err);
+    for (i = 0; i < n; i++) {
+        ksafe_record r = KSAFE_RECORD_INIT;
+        r.topic = topic;
+        r.partition = (int32_t)(i % PARTITIONS);
+        r.value = value;
+        r.value_len = sizeof(value);
+        if (ksafe_producer_send(p, &r, &err))
+            die("send", &err);
+    }
+    if (ksafe_producer_close(p, &err))
+        die("producer close", &err);
+    ksafe_producer_free(p);
+}
+
+typedef struct result {
+    double seconds;
+    long records;
+    long commits;
+} result;
+
+/* The embedded broker holds an empty fetch for the whole fetch.wait.max.ms:
+ * keep it short for every contender so a drained partition costs no stall. */
+static const char *const fetch_props[] = {"fetch.wait.max.ms", "10", NULL};
+
+/* ---- ksafe ------------------------------------------------------------- */
+
+typedef struct count {
+    ksafe_consumer *c;
+    long n, want;
+    double first, last;
+} count;
+
+static ksafe_handler_result noop(const ksafe_message *m, ksafe_error *err,
+                                 void *payload)
+{
+    count *k = payload;
+
+    (void)m;
+    (void)err;
+    if (k->n++ == 0)
+        k->first = now_s();
+    if (k->n == k->want) {
+        k->last = now_s();
+        ksafe_consumer_stop(k->c);
+    }
+    return KSAFE_HANDLER_OK;
+}
+
+static result run_ksafe(const char *bootstrap, const char *topic,
+                        const char *group, long n)
+{
+    ksafe_consumer_options co = KSAFE_CONSUMER_OPTIONS_INIT;
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_loop_stats st;
+    ksafe_error err;
+    count k = {NULL, 0, n, 0, 0};
+    result r;
+
+    co.bootstrap_servers = bootstrap;
+    co.group_id = group;
+    co.rdkafka_properties = fetch_props;
+    if (ksafe_consumer_new(&k.c, &co, &err) ||
+        ksafe_consumer_subscribe(k.c, &topic, 1, &err))
+        die("consumer", &err);
+    lo.handler = noop;
+    lo.payload = &k;
+    lo.stats = &st;
+    lo.commit_every_records = COMMIT_EVERY;
+    lo.commit_interval_ms = COMMIT_MS;
+    if (ksafe_run(k.c, &lo, &err))
+        die("ksafe_run", &err);
+    ksafe_consumer_free(k.c);
+    r.seconds = k.last - k.first;
+    r.records = k.n;
+    r.commits = (long)st.commits;
+    return r;
+}
+
+/* ---- raw librdkafka ---------------------------------------------------- */
+
+/* Hands the last offset of each partition to librdkafka in one call. */
+static void store_batched(rd_kafka_t *rk, const char *topic,
+                          const int64_t *next)
+{
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(PARTITIONS);
+    int p;
+
+    for (p = 0; p < PARTITIONS; p++)
+        if (next[p] >= 0)
+            rd_kafka_topic_partition_list_add(l, topic, p)->offset = next[p];
+    rd_kafka_offsets_store(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* per_record: rd_kafka_offset_store() after each record (the librdkafka
+ * examples' way); otherwise the loop keeps the last offset per partition
+ * and stores them before each commit (what ksafe_run does). */
+static result run_raw(const char *bootstrap, const char *topic,
+                      const char *group, long n, int per_record)
+{
+    int64_t next[PARTITIONS];
+    static const char *const conf_kv[] = {
+        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+        "isolation.level", "read_committed", "enable.partition.eof", "false",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "auto.offset.reset", "earliest", "fetch.wait.max.ms", "10", NULL};
+    rd_kafka_topic_partition_list_t *sub;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+    rd_kafka_t *rk;
+    long got = 0, since = 0, commits = 0;
+    double first = 0, last = 0, last_commit;
+    result r;
+    int i;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
+                      sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    for (i = 0; conf_kv[i]; i += 2)
+        if (rd_kafka_conf_set(conf, conf_kv[i], conf_kv[i + 1], errstr,
+                              sizeof(errstr)))
+            die(errstr, NULL);
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))))
+        die(errstr, NULL);
+    rd_kafka_poll_set_consumer(rk);
+    sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    for (i = 0; i < PARTITIONS; i++)
+        next[i] = -1;
+    last_commit = now_s();
+    while (got < n) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            if (got++ == 0)
+                first = now_s();
+            /* the handler would run here */
+            if (per_record)
+                rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+            else
+                next[m->partition] = m->offset + 1;
+            if (++since >= COMMIT_EVERY ||
+                ((since & 63) == 0 && now_s() - last_commit >= COMMIT_MS / 1e3)) {
+                if (!per_record)
+                    store_batched(rk, topic, next);
+                rd_kafka_commit(rk, NULL, 1);
+                commits++;
+                since = 0;
+                last_commit = now_s();
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    last = now_s();
+    if (!per_record)
+        store_batched(rk, topic, next);
+    rd_kafka_commit(rk, NULL, 0);
+    commits++;
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    r.seconds = last - first;
+    r.records = got;
+    r.commits = commits;
+    return r;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(void)
+{
+    const char *env_n = getenv("KSAFE_BENCH_RECORDS");
+    const char *env_r = getenv("KSAFE_BENCH_ROUNDS");
+    long n = env_n ? atol(env_n) : 1000000;
+    int rounds = env_r ? atoi(env_r) : 3, i;
+    double ks[16], rw[16], rb[16], ratio[16], ratio_b[16];
+    ksafe_mock_cluster *mc;
+    ksafe_error err;
+    const char *bootstrap, *topic = "bench";
+
+    if (rounds < 1 || rounds > 16 || n < 1000)
+        die("KSAFE_BENCH_ROUNDS 1..16, KSAFE_BENCH_RECORDS >= 1000", NULL);
+    if (ksafe_mock_cluster_new(&mc, 1, &err) ||
+        ksafe_mock_cluster_create_topic(mc, topic, PARTITIONS, &err))
+        die("embedded cluster", &err);
+    bootstrap = ksafe_mock_cluster_bootstrap(mc);
+    printf("librdkafka %s, 1 embedded broker, %d partitions, %ld records x "
+           "%d B, commit every %d records or %d ms\n",
+           ksafe_rdkafka_version(), PARTITIONS, n, VALUE_SIZE, COMMIT_EVERY,
+           COMMIT_MS);
+    produce(bootstrap, topic, n);
+    printf("raw = rd_kafka_offset_store() per record; raw-batched = last "
+           "offset per partition stored before each commit\n");
+    printf("%-6s %12s %12s %14s %8s %14s %14s\n", "round", "ksafe rec/s",
+           "raw rec/s", "raw-batched", "ksafe/raw", "ksafe/batched",
+           "ksafe commit/s");
+    for (i = 0; i < rounds; i++) {
+        char g1[64], g2[64], g3[64];
+        result a, b, c;
+        snprintf(g1, sizeof(g1), "bench-ksafe-%d", i);
+        snprintf(g2, sizeof(g2), "bench-raw-%d", i);
+        snprintf(g3, sizeof(g3), "bench-raw-batched-%d", i);
+        /* rotate which goes first */
+        if (i % 3 == 0) {
+            a = run_ksafe(bootstrap, topic, g1, n);
+            b = run_raw(bootstrap, topic, g2, n, 1);
+            c = run_raw(bootstrap, topic, g3, n, 0);
+        } else if (i % 3 == 1) {
+            b = run_raw(bootstrap, topic, g2, n, 1);
+            c = run_raw(bootstrap, topic, g3, n, 0);
+            a = run_ksafe(bootstrap, topic, g1, n);
+        } else {
+            c = run_raw(bootstrap, topic, g3, n, 0);
+            a = run_ksafe(bootstrap, topic, g1, n);
+            b = run_raw(bootstrap, topic, g2, n, 1);
+        }
+        ks[i] = a.records / a.seconds;
+        rw[i] = b.records / b.seconds;
+        rb[i] = c.records / c.seconds;
+        ratio[i] = ks[i] / rw[i];
+        ratio_b[i] = ks[i] / rb[i];
+        printf("%-6d %12.0f %12.0f %14.0f %8.1f%% %13.1f%% %14.1f\n", i + 1,
+               ks[i], rw[i], rb[i], 100 * ratio[i], 100 * ratio_b[i],
+               a.commits / a.seconds);
+    }
+    qsort(ks, (size_t)rounds, sizeof(double), cmp);
+    qsort(rw, (size_t)rounds, sizeof(double), cmp);
+    qsort(rb, (size_t)rounds, sizeof(double), cmp);
+    qsort(ratio, (size_t)rounds, sizeof(double), cmp);
+    qsort(ratio_b, (size_t)rounds, sizeof(double), cmp);
+    printf("median: ksafe %.0f rec/s, raw %.0f, raw-batched %.0f; "
+           "ksafe/raw %.1f%% (target >= 97%%), ksafe/raw-batched %.1f%%\n",
+           ks[rounds / 2], rw[rounds / 2], rb[rounds / 2],
+           100 * ratio[rounds / 2], 100 * ratio_b[rounds / 2]);
+    ksafe_mock_cluster_free(mc);
+    return 0;
+}
