@@ -14,5 +14,6 @@
 #include "consumer.h"
 #include "config.h"
 #include "mock.h"
+#include "dedup.h"
 
 #endif
