@@ -1030,6 +1030,47 @@ START_TEST(sqlite_options)
     ksafe_dedup_store_free(s);
 }
 END_TEST
+
+#ifdef TEST_HAVE_SQLITE
+START_TEST(sqlite_caller_transaction)
+{
+    ksafe_dedup_sqlite_options o = KSAFE_DEDUP_SQLITE_OPTIONS_INIT;
+    ksafe_dedup_store *s;
+    ksafe_error err;
+
+    sqlite_app_open();
+    o.db = app_db;
+    o.txn_mode = KSAFE_DEDUP_TXN_CALLER;
+    ck_assert_ok(ksafe_dedup_sqlite_new(&s, &o, &err), err);
+    /* The application runs the transaction; the store only joins it. */
+    sqlite_exec("BEGIN");
+    begin(s);
+    ck_assert_int_eq(claim(s, "a"), KSAFE_DEDUP_NEW);
+    sqlite_app_write("a");
+    mark(s, "a");
+    commit(s);
+    ck_assert_int_eq(sqlite3_get_autocommit(app_db), 0);
+    sqlite_exec("ROLLBACK");
+    ck_assert_int_eq(sqlite_app_count(), 0);
+    /* The application's rollback took the claim with it. */
+    sqlite_exec("BEGIN");
+    begin(s);
+    ck_assert_int_eq(claim(s, "a"), KSAFE_DEDUP_NEW);
+    sqlite_app_write("a");
+    mark(s, "a");
+    commit(s);
+    sqlite_exec("COMMIT");
+    ck_assert_int_eq(sqlite_app_count(), 1);
+    sqlite_exec("BEGIN");
+    begin(s);
+    ck_assert_int_eq(claim(s, "a"), KSAFE_DEDUP_DUPLICATE);
+    rollback(s);
+    sqlite_exec("ROLLBACK");
+    ksafe_dedup_store_free(s);
+    sqlite_app_close();
+}
+END_TEST
+#endif
 #endif
 
 /* ---- the wrapper around your own store ---------------------------------- */
@@ -1233,6 +1274,9 @@ static Suite *dedup_suite(void)
     add_one(s, "memory_forgets_on_close", memory_forgets_on_close);
     add_one(s, "memory_options", memory_options);
     add_one(s, "sqlite_options", sqlite_options);
+#ifdef TEST_HAVE_SQLITE
+    add_one(s, "sqlite_caller_transaction", sqlite_caller_transaction);
+#endif
     add_one(s, "custom_store_offsets_once_per_batch",
             custom_store_offsets_once_per_batch);
     add_one(s, "custom_store_validation", custom_store_validation);

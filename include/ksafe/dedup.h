@@ -159,7 +159,8 @@ typedef enum ksafe_dedup_txn_mode {
     /** ksafe_dedup_begin/commit/rollback issue them (default). */
     KSAFE_DEDUP_TXN_STORE = 0,
     /** You do, on your connection; the store only adds its statements to
-     * whatever transaction is open. */
+     * whatever transaction is open. ksafe_dedup_rollback() then only resets
+     * the handle: roll back your transaction too, or its claims stay. */
     KSAFE_DEDUP_TXN_CALLER
 } ksafe_dedup_txn_mode;
 
@@ -245,7 +246,12 @@ KSAFE_EXTERN int ksafe_dedup_store_new(ksafe_dedup_store **out,
  * does not refresh its key) when `capacity` is reached or when they are
  * older than `ttl_ms`.
  *
- * With key_bytes = 0 only a 64-bit hash of each key is kept (about 32 bytes
+ * A transaction may add up to min(capacity, 4096) keys beyond capacity;
+ * commit evicts back down to capacity, so a rollback restores the window
+ * exactly (a bigger transaction evicts early, and those keys stay gone).
+ * Everything is allocated here: claim, mark and commit never allocate.
+ *
+ * With key_bytes = 0 only a 64-bit hash of each key is kept (about 40 bytes
  * per key): two different keys with the same hash make the second look like
  * a duplicate and be skipped. With n keys in the window a new key collides
  * with probability about n / 2^64 (1e-13 per record for a million keys).
