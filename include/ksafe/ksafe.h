@@ -15,5 +15,6 @@
 #include "config.h"
 #include "loop.h"
 #include "mock.h"
+#include "dedup.h"
 
 #endif
