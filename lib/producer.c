@@ -275,7 +275,7 @@ static void rescued_free(ksafe__rescued *r)
  * memory ran out: the caller then reports the record failed instead.
  */
 static int rescue(ksafe_producer *p, const rd_kafka_message_t *m,
-                  void *user_opaque)
+                  void *user_opaque, uint64_t seq)
 {
     ksafe__rescued *r = calloc(1, sizeof(*r));
     rd_kafka_headers_t *h = NULL;
@@ -297,6 +297,7 @@ static int rescue(ksafe_producer *p, const rd_kafka_message_t *m,
     if (r->timestamp_ms < 0)
         r->timestamp_ms = 0;
     r->opaque = user_opaque;
+    r->seq = seq;
     r->err = m->err;
     r->possibly_delivered =
         rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
@@ -338,6 +339,7 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     ksafe_producer *p = opaque;
     ksafe__msg *w = m->_private;
     void *user_opaque = w ? w->user_opaque : NULL;
+    uint64_t seq = w ? w->seq : 0;
     int fatal = m->err && is_fatal(rk);
     ksafe_delivery d;
     ksafe_error e;
@@ -350,7 +352,7 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     free(w);
     /* After a fatal error an unacknowledged record is held for recover
      * instead of being reported: its bytes are only available now. */
-    if (fatal && !atomic_load(&p->closed) && rescue(p, m, user_opaque))
+    if (fatal && !atomic_load(&p->closed) && rescue(p, m, user_opaque, seq))
         return;
     if (m->err)
         atomic_fetch_add(&p->failed, 1);
@@ -473,6 +475,7 @@ static int produce(ksafe_producer *p, const char *topic, int32_t partition,
     rd_kafka_resp_err_t rerr;
     int64_t deadline = 0;
 
+    w->seq = atomic_fetch_add(&p->next_seq, 1);
     for (;;) {
         rd_kafka_vu_t vu[9];
         rd_kafka_error_t *e;
@@ -502,6 +505,9 @@ static int produce(ksafe_producer *p, const char *topic, int32_t partition,
         if (!e)
             return 0;
         rerr = rd_kafka_error_code(e);
+        /* After a fatal error produce fails with the original code. */
+        if (rd_kafka_error_is_fatal(e) || is_fatal(p->cl.rk))
+            rerr = RD_KAFKA_RESP_ERR__FATAL;
         rd_kafka_error_destroy(e);
         if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
             p->queue_full == KSAFE_QUEUE_FULL_BLOCK) {
@@ -665,9 +671,23 @@ int ksafe_producer_flush(ksafe_producer *p, int timeout_ms, ksafe_error *err)
 
 /* ---- close ------------------------------------------------------------- */
 
+static int by_seq(const void *a, const void *b)
+{
+    const ksafe__rescued *x = *(ksafe__rescued *const *)a;
+    const ksafe__rescued *y = *(ksafe__rescued *const *)b;
+
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Takes the held records in send order: librdkafka gives them back queue
+ * by queue (a partition's transmit queue and its waiting queue separately),
+ * which is not the order they were sent in, and per-key order matters.
+ */
 static ksafe__rescued *take_rescued(ksafe_producer *p, size_t *n)
 {
-    ksafe__rescued *list;
+    ksafe__rescued *list, **v, *r;
+    size_t i;
 
     pthread_mutex_lock(&p->lock);
     list = p->rescued;
@@ -676,6 +696,16 @@ static ksafe__rescued *take_rescued(ksafe_producer *p, size_t *n)
     p->rescued_tail = &p->rescued;
     p->n_rescued = 0;
     pthread_mutex_unlock(&p->lock);
+    if (*n < 2 || !(v = malloc(*n * sizeof(*v))))
+        return list; /* out of memory: unsorted beats lost */
+    for (i = 0, r = list; r; r = r->next)
+        v[i++] = r;
+    qsort(v, *n, sizeof(*v), by_seq);
+    for (i = 0; i + 1 < *n; i++)
+        v[i]->next = v[i + 1];
+    v[*n - 1]->next = NULL;
+    list = v[0];
+    free(v);
     return list;
 }
 

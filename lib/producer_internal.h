@@ -28,12 +28,14 @@ typedef struct ksafe__sync {
  */
 typedef struct ksafe__msg {
     void *user_opaque;
+    uint64_t seq;      /* send order, to restore it after a fatal error */
     ksafe__sync *sync; /* NULL for ksafe_producer_send() */
 } ksafe__msg;
 
 /* A record held back after a fatal error, owned copies of everything. */
 typedef struct ksafe__rescued {
     struct ksafe__rescued *next;
+    uint64_t seq;
     char *topic;
     int32_t partition;
     void *key, *value;
@@ -61,6 +63,7 @@ struct ksafe_producer {
     atomic_int closed;
     atomic_uint_fast64_t delivered; /* async reports served, by outcome */
     atomic_uint_fast64_t failed;
+    atomic_uint_fast64_t next_seq;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;
     size_t n_rescued;

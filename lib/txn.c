@@ -54,6 +54,34 @@ static int not_transactional(ksafe_producer *p, txn_op op, ksafe_error *err)
     return 0;
 }
 
+static int instance_is_fatal(ksafe_producer *p)
+{
+    return rd_kafka_fatal_error(p->cl.rk, NULL, 0) !=
+           RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/*
+ * Once the instance has a fatal error librdkafka may answer transactional
+ * calls with a plain state error: report the fatal error itself, whose code
+ * says what happened (e.g. PRODUCER_FENCED).
+ */
+static int fatal(ksafe_producer *p, const rd_kafka_error_t *e, txn_op op,
+                 ksafe_error *err)
+{
+    char reason[160] = "";
+    rd_kafka_resp_err_t code =
+        rd_kafka_fatal_error(p->cl.rk, reason, sizeof(reason));
+
+    if (!code)
+        return ksafe__error_set(err, KSAFE_EFATAL, rd_kafka_error_code(e),
+                                KSAFE_ERROR_FATAL, "%s: fatal: %s (%s)",
+                                op_names[op], rd_kafka_error_string(e),
+                                rd_kafka_error_name(e));
+    return ksafe__error_set(err, KSAFE_EFATAL, code, KSAFE_ERROR_FATAL,
+                            "%s: fatal producer error: %s (%s)",
+                            op_names[op], reason, rd_kafka_err2name(code));
+}
+
 /* Errors that are neither retriable, abortable nor fatal. */
 static int plain_error(ksafe_error *err, const rd_kafka_error_t *e, txn_op op)
 {
@@ -79,7 +107,6 @@ static int run(ksafe_producer *p, txn_op op, int timeout_ms, const txn_args *a,
 {
     int budget = timeout_ms >= 0 ? timeout_ms : p->transaction_timeout_ms;
     int64_t deadline = ksafe__now_ms() + budget;
-    char what[64];
 
     *abortable = 0;
     for (;;) {
@@ -97,9 +124,8 @@ static int run(ksafe_producer *p, txn_op op, int timeout_ms, const txn_args *a,
         ksafe__producer_serve(p);
         if (!e)
             return 0;
-        if (rd_kafka_error_is_fatal(e)) {
-            snprintf(what, sizeof(what), "%s: fatal", op_names[op]);
-            rc = ksafe__error_from_rd(err, e, what);
+        if (rd_kafka_error_is_fatal(e) || instance_is_fatal(p)) {
+            rc = fatal(p, e, op, err);
         } else if (rd_kafka_error_txn_requires_abort(e)) {
             *abortable = 1;
             rc = ksafe__error_from_rd(err, e, op_names[op]);
@@ -190,8 +216,8 @@ int ksafe_txn_begin(ksafe_producer *p, ksafe_error *err)
     if ((rc = ksafe_txn_init(p, -1, err)))
         return rc;
     if ((e = rd_kafka_begin_transaction(p->cl.rk))) {
-        rc = rd_kafka_error_is_fatal(e)
-                 ? ksafe__error_from_rd(err, e, "txn_begin: fatal")
+        rc = rd_kafka_error_is_fatal(e) || instance_is_fatal(p)
+                 ? fatal(p, e, TXN_BEGIN, err)
                  : plain_error(err, e, TXN_BEGIN);
         rd_kafka_error_destroy(e);
         return rc;
