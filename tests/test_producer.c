@@ -151,8 +151,9 @@ typedef struct consumed {
  * `want` records arrived, then a little longer so that duplicates show.
  * Checks per-key order (keys = i % keys) and the "index" header.
  */
-static void consume_back(const char *topic, int partitions, int want,
-                         int keys, consumed *out)
+static void consume_back_within(const char *topic, int partitions,
+                                int want, int keys, int max_ms,
+                                consumed *out)
 {
     ksafe_consumer_options o;
     ksafe_consumer *c;
@@ -160,7 +161,7 @@ static void consume_back(const char *topic, int partitions, int want,
     rd_kafka_topic_partition_list_t *l;
     int last[MAX_RECORDS];
     char group[64];
-    int64_t deadline = now_ms() + 30000, settle = -1;
+    int64_t deadline = now_ms() + max_ms, settle = -1;
     int i;
 
     memset(out, 0, sizeof(*out));
@@ -209,6 +210,12 @@ static void consume_back(const char *topic, int partitions, int want,
             settle = now_ms() + 1000;
     }
     ksafe_consumer_free(c);
+}
+
+static void consume_back(const char *topic, int partitions, int want,
+                         int keys, consumed *out)
+{
+    consume_back_within(topic, partitions, want, keys, 30000, out);
 }
 
 /* Every record in [from, to) was consumed exactly once, in key order. */
@@ -488,7 +495,7 @@ START_TEST(timed_out_records_are_reported_failed)
     ksafe_producer_free(p);
     ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
     /* None of them reached the log either. */
-    consume_back(topic, 2, 1, KEYS, &c);
+    consume_back_within(topic, 2, 1, KEYS, 3000, &c);
     ck_assert_int_eq(c.total, 0);
 }
 END_TEST
