@@ -1,26 +1,82 @@
 /*
- * lib/producer_internal.h - the producer's state, shared by its files.
+ * lib/producer_internal.h - the producer's state, shared by its files
+ * (producer.c and txn.c).
  */
 #ifndef KSAFE_PRODUCER_INTERNAL_H
 #define KSAFE_PRODUCER_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "internal.h"
+
+/* States of a sync send's handshake with the delivery report. */
+enum { KSAFE__SYNC_WAITING = 0, KSAFE__SYNC_DONE, KSAFE__SYNC_ABANDONED };
+
+/* The outcome of a sync send, filled by the delivery report. */
+typedef struct ksafe__sync {
+    atomic_int state;
+    rd_kafka_resp_err_t err;
+    int fatal;            /* failed because the instance had a fatal error */
+    int possibly_delivered;
+    ksafe_record_metadata meta;
+} ksafe__sync;
+
+/*
+ * librdkafka's per-message opaque is always one of these, so the user's
+ * opaque survives untouched and a sync send can find its waiter.
+ */
+typedef struct ksafe__msg {
+    void *user_opaque;
+    uint64_t seq;      /* send order, to restore it after a fatal error */
+    ksafe__sync *sync; /* NULL for ksafe_producer_send() */
+} ksafe__msg;
+
+/* A record held back after a fatal error, owned copies of everything. */
+typedef struct ksafe__rescued {
+    struct ksafe__rescued *next;
+    uint64_t seq;
+    char *topic;
+    int32_t partition;
+    void *key, *value;
+    size_t key_len, value_len;
+    int has_key, has_value; /* NULL and empty are different records */
+    rd_kafka_headers_t *headers;
+    int64_t timestamp_ms;
+    void *opaque;
+    rd_kafka_resp_err_t err;
+    int possibly_delivered;
+} ksafe__rescued;
 
 struct ksafe_producer {
     ksafe__client cl; /* first: rd_kafka_opaque() points here */
+    rd_kafka_conf_t *conf; /* template for the instance that recover builds */
     ksafe_delivery_cb on_delivery;
     void *delivery_payload;
     ksafe_queue_full_policy queue_full;
     int queue_full_timeout_ms;
     int delivery_timeout_ms;
+    int transaction_timeout_ms;
     int transactional;
-    int closed;
-    uint64_t delivered; /* delivery reports served, by outcome */
-    uint64_t failed;
+    int txn_initialised;
+    atomic_int txn_open;
+    atomic_int closed;
+    atomic_uint_fast64_t delivered; /* async reports served, by outcome */
+    atomic_uint_fast64_t failed;
+    atomic_uint_fast64_t next_seq;
+    pthread_mutex_t lock;           /* guards the rescued list */
+    ksafe__rescued *rescued, **rescued_tail;
+    size_t n_rescued;
 };
 
 void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                            void *opaque);
 int ksafe__producer_fatal_error(ksafe_producer *p, ksafe_error *err);
+/* Serves ready reports without blocking. */
+void ksafe__producer_serve(ksafe_producer *p);
+
+/* txn.c: aborts an open transaction during close; 0 or an error code. */
+int ksafe__txn_abort_for_close(ksafe_producer *p, int timeout_ms,
+                               ksafe_error *err);
 
 #endif

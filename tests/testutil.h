@@ -25,10 +25,14 @@
         return failed ? EXIT_FAILURE : EXIT_SUCCESS;                         \
     }
 
-/* Fails the test with the error's message when rc is not 0. */
+/* Fails the test with the error's message when rc is not 0; evaluates rc
+ * once. */
 #define ck_assert_ok(rc, err)                                                \
-    ck_assert_msg((rc) == 0, "%s failed: %d %s", #rc, (int)(rc),             \
-                  (err).message)
+    do {                                                                     \
+        int rc_ = (rc);                                                      \
+        ck_assert_msg(rc_ == 0, "%s failed: %d %s", #rc, rc_,                \
+                      (err).message);                                        \
+    } while (0)
 
 /* A log callback that keeps tests quiet (connection noise etc.). */
 static inline void test_quiet_log(int level, const char *fac, const char *msg,

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "options.h"
 #include "producer.h"
+#include "txn.h"
 #include "consumer.h"
 #include "config.h"
 #include "loop.h"

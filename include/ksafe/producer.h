@@ -36,8 +36,28 @@ typedef enum ksafe_queue_full_policy {
     KSAFE_QUEUE_FULL_RETURN
 } ksafe_queue_full_policy;
 
-/** Use librdkafka's partitioner (see README: consistent_random on the key). */
+/** Let the partitioner pick the partition from the key (see
+ * ksafe_partitioner). */
 #define KSAFE_PARTITION_ANY (-1)
+
+/**
+ * How a record with partition KSAFE_PARTITION_ANY finds its partition.
+ * Every choice sends equal keys to the same partition (while the partition
+ * count stays the same), which is what keeps per-key order; records with a
+ * NULL or empty key are spread at random.
+ */
+typedef enum ksafe_partitioner {
+    /** librdkafka's default, consistent_random: CRC32 of the key. Other
+     * librdkafka-based clients (Python, Go, .NET, ...) place keys the same
+     * way by default. */
+    KSAFE_PARTITIONER_CONSISTENT_RANDOM = 0,
+    /** murmur2_random: murmur2 of the key, as the Java client's default
+     * partitioner does. Choose it when Java producers write the same keys
+     * to the same topic. */
+    KSAFE_PARTITIONER_MURMUR2_RANDOM,
+    /** fnv1a_random: FNV-1a of the key (Sarama's default hash). */
+    KSAFE_PARTITIONER_FNV1A_RANDOM
+} ksafe_partitioner;
 
 /** One record header. Strings and bytes are borrowed by the send call. */
 typedef struct ksafe_header {
@@ -80,11 +100,22 @@ typedef struct ksafe_delivery {
     size_t value_len;
     void *opaque;                 /**< ksafe_record.opaque */
     const ksafe_error *error;     /**< NULL when delivered */
+    /** For a failed record: 1 when the broker may have written it anyway
+     * (it was in flight when it failed), so sending it again may duplicate
+     * it; 0 when it was certainly not written. */
+    int possibly_delivered;
 } ksafe_delivery;
 
 /**
- * Called once per record, delivered or failed, on the thread that calls
- * ksafe_producer_poll(), _flush() or _close() (and inside blocking sends).
+ * Called exactly once per record sent with ksafe_producer_send(), delivered
+ * or failed, on the thread that serves reports: inside ksafe_producer_send()
+ * (ready reports are served without waiting, so an application that never
+ * polls still gets them), _send_sync(), _poll(), _flush(), _close(),
+ * ksafe_txn_commit()/_abort() and _recover(). Records sent with
+ * ksafe_producer_send_sync() do not fire it: the call returns their fate.
+ * After a fatal error, records that were not acknowledged do not fire it
+ * either: they wait for ksafe_producer_recover() (or close, which reports
+ * them failed).
  */
 typedef void (*ksafe_delivery_cb)(const ksafe_delivery *delivery,
                                   void *payload);
@@ -105,12 +136,13 @@ typedef struct ksafe_producer_options {
     void *delivery_payload;
     ksafe_queue_full_policy queue_full;     /**< default BLOCK */
     int queue_full_timeout_ms;              /**< default 30000 */
+    ksafe_partitioner partitioner;          /**< default CONSISTENT_RANDOM */
 } ksafe_producer_options;
 
 #define KSAFE_PRODUCER_OPTIONS_INIT                                          \
     { KSAFE_PRODUCER_OPTIONS_VERSION, KSAFE_CLIENT_OPTIONS_INIT_VALUES,      \
       5, 120000, 5, KSAFE_COMPRESSION_NONE, NULL, 60000, NULL, NULL,        \
-      KSAFE_QUEUE_FULL_BLOCK, 30000 }
+      KSAFE_QUEUE_FULL_BLOCK, 30000, KSAFE_PARTITIONER_CONSISTENT_RANDOM }
 
 /**
  * Sets `opts` to the safe preset of `version` (pass
@@ -131,15 +163,27 @@ KSAFE_EXTERN int ksafe_producer_options_validate(
  * bootstrap servers, so in practice pass options. Copies every string.
  * Errors: KSAFE_EINVAL / KSAFE_EVERSION / KSAFE_EUNSAFE for options (the
  * message names the field or property), KSAFE_EKAFKA when librdkafka refuses.
+ * With a transactional_id, raw properties that turn off idempotence or
+ * acks=all are refused with KSAFE_EUNSAFE even when allow_unsafe is set:
+ * transactions cannot work without them.
+ *
+ * Threads: send, send_sync, poll and flush may be called from several
+ * threads at once; close, recover and free must not run concurrently with
+ * any other call on the same producer.
  */
 KSAFE_EXTERN int ksafe_producer_new(ksafe_producer **out,
                                     const ksafe_producer_options *opts,
                                     ksafe_error *err);
 
 /**
- * Queues a record for delivery; its fate arrives in the delivery callback.
- * Errors: KSAFE_EINVAL (no topic), KSAFE_EQUEUEFULL (RETRIABLE, per
- * queue_full), KSAFE_EFATAL, KSAFE_EKAFKA.
+ * Queues a record for delivery; its fate arrives in the delivery callback
+ * (exactly once). The record is copied (key, value, headers, topic): the
+ * caller may reuse its buffers when the call returns.
+ * Errors: KSAFE_EINVAL naming the field (no topic, partition below -1,
+ * headers NULL with a count, a header without a name), KSAFE_EQUEUEFULL
+ * (RETRIABLE, per queue_full), KSAFE_ESTATE (closed, or a transactional
+ * producer outside a transaction), KSAFE_EFATAL (see
+ * ksafe_producer_recover()), KSAFE_EKAFKA. On error no report will fire.
  */
 KSAFE_EXTERN int ksafe_producer_send(ksafe_producer *p,
                                      const ksafe_record *record,
@@ -152,7 +196,19 @@ typedef struct ksafe_record_metadata {
     int64_t timestamp_ms; /**< the record's timestamp, -1 if unknown */
 } ksafe_record_metadata;
 
-/** TEMPORARY (replaced by the producer branch): send and wait. */
+/**
+ * Sends a record and waits until the broker acknowledged it (0, with its
+ * partition and offset in `out_meta`, which may be NULL) or it failed (the
+ * delivery error, e.g. KSAFE_EKAFKA with rdkafka_code _MSG_TIMED_OUT).
+ * timeout_ms < 0 waits for librdkafka's verdict, which delivery_timeout_ms
+ * bounds; a shorter wait that expires returns KSAFE_ETIMEDOUT and the
+ * record's fate is then unknown to the caller (it may still be delivered).
+ * The delivery callback does not fire for this record; reports of other
+ * records may be served (on this thread) while it waits. Sync and async
+ * sends mix freely. After a fatal error the record is not held for
+ * ksafe_producer_recover(): the call fails with KSAFE_EFATAL and the caller
+ * still has the record.
+ */
 KSAFE_EXTERN int ksafe_producer_send_sync(ksafe_producer *p,
                                           const ksafe_record *record,
                                           int timeout_ms,
@@ -164,18 +220,77 @@ KSAFE_EXTERN int ksafe_producer_poll(ksafe_producer *p, int timeout_ms);
 
 /**
  * Waits until every queued record is delivered or failed (their reports are
- * served), up to timeout_ms. KSAFE_ETIMEDOUT if some are still in flight.
+ * served), up to timeout_ms. KSAFE_ETIMEDOUT if some are still in flight;
+ * KSAFE_EFATAL (FATAL flag) once the producer has had a fatal error.
  */
 KSAFE_EXTERN int ksafe_producer_flush(ksafe_producer *p, int timeout_ms,
                                       ksafe_error *err);
 
 /**
- * Flushes with a bounded wait (the delivery timeout). Records still
- * undelivered are never dropped silently: they are reported failed through
- * the delivery callback and the call returns KSAFE_EUNDELIVERED with their
- * count in the message. Calling it twice is harmless.
+ * Flushes with a bounded wait (delivery_timeout_ms plus a second, after
+ * which librdkafka has failed every record it could not deliver). Records
+ * still undelivered are never dropped silently: they are reported failed
+ * through the delivery callback and the call returns KSAFE_EUNDELIVERED with
+ * the count of records that failed during the close in the message. An open
+ * transaction is aborted (its records' reports say so) and counted the same
+ * way. Records held after a fatal error are reported failed and counted.
+ * Calling it twice is harmless.
  */
 KSAFE_EXTERN int ksafe_producer_close(ksafe_producer *p, ksafe_error *err);
+
+/**
+ * As ksafe_producer_close() with the flush bounded by timeout_ms (>= 0):
+ * for a shutdown deadline. Records still queued when it expires are purged
+ * and reported failed (KSAFE_EUNDELIVERED, count in the message).
+ */
+KSAFE_EXTERN int ksafe_producer_close_timeout(ksafe_producer *p,
+                                              int timeout_ms,
+                                              ksafe_error *err);
+
+/* ---- fatal errors ------------------------------------------------------ */
+
+/** What ksafe_producer_recover() does with the records it rescued. */
+typedef enum ksafe_recover_mode {
+    /** Send them again, in their original order per partition, through the
+     * fresh producer; their reports then arrive as for any send. */
+    KSAFE_RECOVER_RESEND = 0,
+    /** Hand each to the callback; the producer is fresh and empty. */
+    KSAFE_RECOVER_HAND_BACK
+} ksafe_recover_mode;
+
+/**
+ * Receives one rescued record during ksafe_producer_recover(), on the
+ * calling thread. `record` (headers and opaque included) and `error` are
+ * borrowed for the call; the record can be passed straight to
+ * ksafe_producer_send() on the recovered producer. `possibly_delivered` is
+ * as in ksafe_delivery.
+ */
+typedef void (*ksafe_handback_cb)(const ksafe_record *record,
+                                  const ksafe_error *error,
+                                  int possibly_delivered, void *payload);
+
+/**
+ * Replaces the producer's librdkafka instance after a fatal error (sends
+ * then return KSAFE_EFATAL with the FATAL flag; for the idempotent producer
+ * e.g. OUT_OF_ORDER_SEQUENCE_NUMBER). Accounts for every record sent with
+ * ksafe_producer_send(): those acknowledged before the error were reported
+ * delivered; every other one was held back (no report) and is now either
+ * sent again (KSAFE_RECOVER_RESEND) or given to `on_handback`
+ * (KSAFE_RECOVER_HAND_BACK, required then). The new instance uses the same
+ * options; the ksafe_producer pointer stays valid. `out_count` (may be
+ * NULL) receives how many records were rescued.
+ * Records that were in flight when the error struck may have been written
+ * (possibly_delivered): RESEND can duplicate those, never lose them.
+ * A transactional producer only supports HAND_BACK (its open transaction is
+ * lost; call ksafe_txn_begin() again). Errors: KSAFE_ESTATE when there was
+ * no fatal error, KSAFE_EINVAL for a bad mode, KSAFE_EKAFKA if the new
+ * instance cannot be created (the records stay held; try again).
+ */
+KSAFE_EXTERN int ksafe_producer_recover(ksafe_producer *p,
+                                        ksafe_recover_mode mode,
+                                        ksafe_handback_cb on_handback,
+                                        void *payload, size_t *out_count,
+                                        ksafe_error *err);
 
 /** Releases the producer (closing it first if needed). Accepts NULL. */
 KSAFE_EXTERN void ksafe_producer_free(ksafe_producer *p);
