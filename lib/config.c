@@ -31,6 +31,7 @@ struct ksafe_config {
 /* Enums are stored through an int. */
 _Static_assert(sizeof(ksafe_security_protocol) == sizeof(int) &&
                    sizeof(ksafe_compression) == sizeof(int) &&
+                   sizeof(ksafe_partitioner) == sizeof(int) &&
                    sizeof(ksafe_offset_reset) == sizeof(int),
                "enums are int-sized");
 
@@ -61,6 +62,8 @@ static const char *const mechanism_names[] = {"PLAIN", "SCRAM-SHA-256",
 static const char *const compression_names[] = {"none", "gzip", "snappy",
                                                  "lz4", "zstd", NULL};
 static const char *const queue_full_names[] = {"block", "return", NULL};
+static const char *const partitioner_names[] = {
+    "consistent_random", "murmur2_random", "fnv1a_random", NULL};
 static const char *const reset_names[] = {"earliest", "latest", "error",
                                           NULL};
 static const char *const strategy_names[] = {"cooperative-sticky", "range",
@@ -87,6 +90,7 @@ static const field producer_fields[] = {
     PR("transaction_timeout_ms", K_INT, transaction_timeout_ms, NULL),
     PR("queue_full", K_ENUM, queue_full, queue_full_names),
     PR("queue_full_timeout_ms", K_INT, queue_full_timeout_ms, NULL),
+    PR("partitioner", K_ENUM, partitioner, partitioner_names),
     END_FIELDS,
 };
 

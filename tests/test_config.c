@@ -67,7 +67,7 @@ static const char full_doc[] =
     "    \"linger_ms\": 20, \"compression\": \"zstd\",\n"
     "    \"transactional_id\": \"billing-tx\",\n"
     "    \"transaction_timeout_ms\": 90000, \"queue_full\": \"return\",\n"
-    "    \"queue_full_timeout_ms\": 100\n"
+    "    \"queue_full_timeout_ms\": 100, \"partitioner\": \"murmur2_random\"\n"
     "  },\n"
     "  \"consumer\": {\n"
     "    \"group_id\": \"billing-group\", \"group_instance_id\": \"pod-1\",\n"
@@ -122,6 +122,7 @@ START_TEST(full_document_maps_every_producer_field)
     ck_assert_int_eq(o.transaction_timeout_ms, 90000);
     ck_assert_int_eq(o.queue_full, KSAFE_QUEUE_FULL_RETURN);
     ck_assert_int_eq(o.queue_full_timeout_ms, 100);
+    ck_assert_int_eq(o.partitioner, KSAFE_PARTITIONER_MURMUR2_RANDOM);
     ck_assert_ptr_null(o.on_delivery);
     ck_assert_ptr_null(o.delivery_payload);
     ksafe_config_free(cfg);
