@@ -26,7 +26,7 @@ typedef struct member {
 static atomic_int kit_err_lines;
 static char kit_last_err[512];
 
-static void kit_log(int level, const char *fac, const char *msg, void *p)
+static inline void kit_log(int level, const char *fac, const char *msg, void *p)
 {
     (void)p;
     if (getenv("KIT_VERBOSE") && level <= KSAFE_LOG_NOTICE)
@@ -37,7 +37,7 @@ static void kit_log(int level, const char *fac, const char *msg, void *p)
     }
 }
 
-static void kit_on_assigned(ksafe_consumer *c,
+static inline void kit_on_assigned(ksafe_consumer *c,
                             const rd_kafka_topic_partition_list_t *l,
                             void *payload)
 {
@@ -51,7 +51,7 @@ static void kit_on_assigned(ksafe_consumer *c,
     }
 }
 
-static void kit_on_revoked(ksafe_consumer *c,
+static inline void kit_on_revoked(ksafe_consumer *c,
                            const rd_kafka_topic_partition_list_t *l,
                            void *payload)
 {
@@ -65,7 +65,7 @@ static void kit_on_revoked(ksafe_consumer *c,
     }
 }
 
-static void kit_on_lost(ksafe_consumer *c,
+static inline void kit_on_lost(ksafe_consumer *c,
                         const rd_kafka_topic_partition_list_t *l,
                         void *payload)
 {
@@ -77,7 +77,7 @@ static void kit_on_lost(ksafe_consumer *c,
         m->owned[l->elems[i].partition] = 0;
 }
 
-static void kit_loop_hook(ksafe_consumer *c,
+static inline void kit_loop_hook(ksafe_consumer *c,
                           const rd_kafka_topic_partition_list_t *l, int lost,
                           void *arg)
 {
@@ -89,7 +89,7 @@ static void kit_loop_hook(ksafe_consumer *c,
 }
 
 /* A member of `group` on `topic`; marks nothing until mark_below is set. */
-static void kit_join(ksafe_test_cluster *tc, member *m, const char *topic,
+static inline void kit_join(ksafe_test_cluster *tc, member *m, const char *topic,
                      const char *group, ksafe_assignment_strategy strategy)
 {
     ksafe_consumer_options o;
@@ -117,7 +117,7 @@ static void kit_join(ksafe_test_cluster *tc, member *m, const char *topic,
 }
 
 /* One short poll of one member; records are counted and maybe marked. */
-static void kit_poll(member *m, int timeout_ms)
+static inline void kit_poll(member *m, int timeout_ms)
 {
     ksafe_message *msg;
     ksafe_error err;
@@ -139,7 +139,7 @@ static void kit_poll(member *m, int timeout_ms)
 
 /* No partition has two owners; returns how many are owned, and the count of
  * each member in `per` (may be NULL). */
-static int kit_owned(member *ms, int n, int parts, int *per)
+static inline int kit_owned(member *ms, int n, int parts, int *per)
 {
     int p, i, total = 0;
 
@@ -161,7 +161,7 @@ static int kit_owned(member *ms, int n, int parts, int *per)
 
 /* Polls every live member in turn until each of them owns parts/live
  * partitions (and every partition has one owner), or 60 s. */
-static void kit_settle(member *ms, int n, int parts)
+static inline void kit_settle(member *ms, int n, int parts)
 {
     time_t deadline = time(NULL) + 60;
     int per[8], live = 0, i, balanced = 0;
@@ -202,7 +202,7 @@ static void kit_settle(member *ms, int n, int parts)
     ck_assert_int_eq(kit_owned(ms, n, parts, NULL), parts);
 }
 
-static void kit_leave(member *m)
+static inline void kit_leave(member *m)
 {
     ksafe_error err;
     ck_assert_ok(ksafe_consumer_close(m->c, &err), err);
@@ -211,7 +211,7 @@ static void kit_leave(member *m)
 }
 
 /* Sends `per_part` records to each partition of `topic`. */
-static void kit_produce(ksafe_test_cluster *tc, const char *topic, int parts,
+static inline void kit_produce(ksafe_test_cluster *tc, const char *topic, int parts,
                         int per_part)
 {
     ksafe_producer_options o;
@@ -238,7 +238,7 @@ static void kit_produce(ksafe_test_cluster *tc, const char *topic, int parts,
 
 /* The group's committed offsets of partitions 0..parts-1 into `out`
  * (RD_KAFKA_OFFSET_INVALID when none). */
-static void kit_committed(ksafe_test_cluster *tc, const char *topic,
+static inline void kit_committed(ksafe_test_cluster *tc, const char *topic,
                           const char *group, int parts, int64_t *out)
 {
     ksafe_consumer_options o;
