@@ -1,9 +1,11 @@
 /*
- * lib/consumer.c - the safe consumer: preset, creation, poll, marking,
- * commits, close.
+ * lib/consumer.c - the safe consumer: preset, creation, subscribe, poll,
+ * seek, static membership ids, close. Marking and commits live in
+ * consumer_offsets.c, the rebalance callback in consumer_rebalance.c.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "consumer_internal.h"
 
@@ -20,6 +22,9 @@ int ksafe_consumer_options_init(ksafe_consumer_options *opts,
     *opts = consumer_preset;
     return 0;
 }
+
+static int check_instance_id(const char *id, const char *what,
+                             ksafe_error *err);
 
 static int check_range(ksafe_error *err, const char *field, long long value,
                        long long lo, long long hi)
@@ -57,6 +62,10 @@ int ksafe_consumer_options_validate(const ksafe_consumer_options *o,
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "group_instance_id is empty: use NULL for "
                                 "dynamic membership");
+    if (o->group_instance_id &&
+        (rc = check_instance_id(o->group_instance_id, "group_instance_id",
+                                err)))
+        return rc;
     if ((unsigned)o->auto_offset_reset > KSAFE_OFFSET_RESET_ERROR)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "auto_offset_reset %d is not a "
@@ -129,12 +138,11 @@ static int consumer_conf(const ksafe_consumer_options *o,
 
 static void consumer_destroy(ksafe_consumer *c)
 {
-    size_t i;
-
+    /* Topic references and the commit queue go before the handle. */
+    ksafe__consumer_forget_all(c);
+    if (c->commit_q)
+        rd_kafka_queue_destroy(c->commit_q);
     ksafe__client_release(&c->cl);
-    for (i = 0; i < c->n_pos; i++)
-        free(c->pos[i].topic);
-    free(c->pos);
     free(c);
 }
 
@@ -164,6 +172,10 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     c->on_revoked = opts->on_revoked;
     c->on_lost = opts->on_lost;
     c->rebalance_payload = opts->rebalance_payload;
+    c->cooperative_conf =
+        opts->assignment_strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY;
+    c->session_timeout_ms = opts->session_timeout_ms;
+    ksafe__consumer_policy_init(c);
 
     conf = rd_kafka_conf_new();
     if ((rc = ksafe__client_conf(&v, conf, err)) ||
@@ -180,6 +192,7 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     }
     /* Route the main queue (errors, logs' events) through poll(). */
     rd_kafka_poll_set_consumer(c->cl.rk);
+    c->commit_q = rd_kafka_queue_new(c->cl.rk);
     *out = c;
     return 0;
 }
@@ -227,9 +240,14 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
     if (c->closed)
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
+    if (c->async_in_flight)
+        ksafe__consumer_serve_commits(c);
     m = rd_kafka_consumer_poll(c->cl.rk, timeout_ms);
-    if (!m)
+    if (!m) {
+        /* Idle: let the next commit_maybe() read the clock. */
+        c->ticks = c->tick_limit;
         return 0;
+    }
     if (m->err) {
         rd_kafka_resp_err_t code = m->err;
         int rc;
@@ -256,194 +274,193 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
     return 0;
 }
 
-/* ---- positions --------------------------------------------------------- */
+/* ---- seek -------------------------------------------------------------- */
 
-ksafe__position *ksafe__consumer_position(ksafe_consumer *c,
-                                          const char *topic,
-                                          int32_t partition)
-{
-    ksafe__position *p;
-    size_t i;
-
-    for (i = 0; i < c->n_pos; i++)
-        if (c->pos[i].partition == partition &&
-            strcmp(c->pos[i].topic, topic) == 0)
-            return &c->pos[i];
-    if (c->n_pos == c->cap_pos) {
-        size_t cap = c->cap_pos ? c->cap_pos * 2 : 16;
-        ksafe__position *grown = realloc(c->pos, cap * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        c->pos = grown;
-        c->cap_pos = cap;
-    }
-    p = &c->pos[c->n_pos];
-    memset(p, 0, sizeof(*p));
-    if (!(p->topic = ksafe__strdup(topic)))
-        return NULL;
-    p->partition = partition;
-    p->marked = -1;
-    p->committed = -1;
-    c->n_pos++;
-    return p;
-}
-
-int ksafe_consumer_done(ksafe_consumer *c, const ksafe_message *msg,
-                        ksafe_error *err)
-{
-    const rd_kafka_message_t *m = (const rd_kafka_message_t *)msg;
-    ksafe__position *p = NULL;
-
-    if (!c || !m || !m->rkt)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "done needs a consumer and a consumed record");
-    /* Fast path: records of one partition tend to come in runs. */
-    if (c->last_hit < c->n_pos && c->pos[c->last_hit].rkt == m->rkt &&
-        c->pos[c->last_hit].partition == m->partition)
-        p = &c->pos[c->last_hit];
-    if (!p) {
-        p = ksafe__consumer_position(c, rd_kafka_topic_name(m->rkt),
-                                     m->partition);
-        if (!p)
-            return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0,
-                                    "out of memory");
-        p->rkt = m->rkt;
-        c->last_hit = (size_t)(p - c->pos);
-    }
-    if (m->offset + 1 > p->marked)
-        p->marked = m->offset + 1;
-    return 0;
-}
-
-int ksafe__consumer_commit_marked(ksafe_consumer *c,
-                                  const rd_kafka_topic_partition_list_t *only,
-                                  int async, ksafe_error *err)
+int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
+                        int32_t partition, int64_t offset, ksafe_error *err)
 {
     rd_kafka_topic_partition_list_t *l;
-    rd_kafka_resp_err_t rerr;
-    size_t i;
-    int n = 0;
+    rd_kafka_error_t *e;
+    ksafe__position *p;
+    int rc = 0;
 
-    l = rd_kafka_topic_partition_list_new((int)c->n_pos + 1);
-    for (i = 0; i < c->n_pos; i++) {
-        ksafe__position *p = &c->pos[i];
-        if (p->marked < 0 || p->marked == p->committed)
-            continue;
-        if (only &&
-            !rd_kafka_topic_partition_list_find(only, p->topic, p->partition))
-            continue;
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
-            p->marked;
-        n++;
-    }
-    if (!n) {
-        rd_kafka_topic_partition_list_destroy(l);
+    if (!c || !topic || !*topic || partition < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "seek needs a consumer, a topic and a "
+                                "partition >= 0");
+    if (offset < 0 && offset != RD_KAFKA_OFFSET_BEGINNING &&
+        offset != RD_KAFKA_OFFSET_END)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "seek offset %lld for %s [%d]: use an offset "
+                                ">= 0, RD_KAFKA_OFFSET_BEGINNING or "
+                                "RD_KAFKA_OFFSET_END",
+                                (long long)offset, topic, (int)partition);
+    if (c->closed || c->in_revoke)
+        return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
+                                "seek %s [%d]: not while the consumer is %s",
+                                topic, (int)partition,
+                                c->closed ? "closed"
+                                          : "giving up partitions");
+    p = ksafe__consumer_find(c, topic, partition);
+    if (c->assigning) {
+        /* Inside on_assigned: applied by the assignment itself. */
+        if (!p || !rd_kafka_topic_partition_list_find(c->assigning, topic,
+                                                      partition))
+            return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
+                                    "seek %s [%d] in on_assigned: not part "
+                                    "of this assignment",
+                                    topic, (int)partition);
+        p->start = offset;
         return 0;
     }
-    rerr = rd_kafka_commit(c->cl.rk, l, async);
-    if (!rerr && !async) {
-        /* Per-partition results: only record what the broker accepted. */
-        for (i = 0; i < (size_t)l->cnt; i++) {
-            ksafe__position *p;
-            if (l->elems[i].err) {
-                rerr = l->elems[i].err;
-                continue;
-            }
-            p = ksafe__consumer_position(c, l->elems[i].topic,
-                                         l->elems[i].partition);
-            if (p)
-                p->committed = l->elems[i].offset;
-        }
+    if (!p)
+        return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
+                                "seek %s [%d]: partition not assigned to "
+                                "this consumer",
+                                topic, (int)partition);
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    /* -1: before 2.1.0 the timeout is taken 1000x too short (issue 4230). */
+    e = rd_kafka_seek_partitions(c->cl.rk, l, -1);
+    if (e) {
+        rc = ksafe__error_from_rd(err, e, "seek");
+        rd_kafka_error_destroy(e);
+    } else if (l->elems[0].err) {
+        rc = ksafe__error_from_resp(err, l->elems[0].err, "seek");
     }
     rd_kafka_topic_partition_list_destroy(l);
-    if (rerr)
-        return ksafe__error_set(err, KSAFE_ECOMMIT, rerr,
-                                rerr == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS
-                                    ? KSAFE_ERROR_RETRIABLE
-                                    : 0,
-                                "commit of %d partition(s) failed: %s", n,
-                                rd_kafka_err2str(rerr));
+    return rc;
+}
+
+/* ---- stop flag --------------------------------------------------------- */
+
+void ksafe_consumer_stop(ksafe_consumer *c)
+{
+    if (c)
+        c->stop = 1;
+}
+
+int ksafe_consumer_stop_requested(const ksafe_consumer *c)
+{
+    return c && c->stop ? 1 : 0;
+}
+
+/* ---- static membership ------------------------------------------------- */
+
+#define INSTANCE_ID_MAX 249
+
+static int id_char_ok(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+}
+
+/* Checks a group.instance.id as the broker would. */
+static int check_instance_id(const char *id, const char *what,
+                             ksafe_error *err)
+{
+    size_t i, n = strlen(id);
+
+    if (n > INSTANCE_ID_MAX)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "%s is %zu characters long, above Kafka's "
+                                "limit of %d",
+                                what, n, INSTANCE_ID_MAX);
+    for (i = 0; i < n; i++)
+        if (!id_char_ok(id[i]))
+            return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                    "%s has character 0x%02x at %zu: Kafka "
+                                    "accepts only [a-zA-Z0-9._-]",
+                                    what, (unsigned)(unsigned char)id[i], i);
     return 0;
 }
 
-int ksafe_consumer_commit(ksafe_consumer *c, ksafe_commit_mode mode,
-                          ksafe_error *err)
+int ksafe_group_instance_id(char *buf, size_t size, const char *suffix,
+                            ksafe_error *err)
 {
-    if (!c)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "consumer is NULL");
-    if (mode != KSAFE_COMMIT_SYNC && mode != KSAFE_COMMIT_ASYNC)
+    char host[256];
+    size_t hlen, slen, i, total;
+    int rc;
+
+    if (!buf)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "buf is NULL");
+    if (size)
+        buf[0] = '\0';
+    if (!suffix)
+        suffix = "";
+    slen = strlen(suffix);
+    if (slen && (rc = check_instance_id(suffix, "suffix", err)))
+        return rc;
+    if (gethostname(host, sizeof(host)) != 0)
+        return ksafe__error_set(err, KSAFE_EIO, 0, 0,
+                                "gethostname failed: no host name to derive "
+                                "a group.instance.id from");
+    host[sizeof(host) - 1] = '\0';
+    hlen = strlen(host);
+    if (!hlen)
+        return ksafe__error_set(err, KSAFE_EIO, 0, 0,
+                                "the host name is empty: no stable "
+                                "group.instance.id can be derived");
+    for (i = 0; i < hlen; i++)
+        if (!id_char_ok(host[i]))
+            host[i] = '-';
+    if (slen + 1 >= INSTANCE_ID_MAX)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "commit mode %d is not a ksafe_commit_mode",
-                                (int)mode);
-    return ksafe__consumer_commit_marked(c, NULL, mode == KSAFE_COMMIT_ASYNC,
-                                         err);
-}
-
-void ksafe__consumer_forget(ksafe_consumer *c,
-                            const rd_kafka_topic_partition_list_t *parts)
-{
-    size_t i = 0;
-
-    while (i < c->n_pos) {
-        if (rd_kafka_topic_partition_list_find(parts, c->pos[i].topic,
-                                               c->pos[i].partition)) {
-            free(c->pos[i].topic);
-            c->pos[i] = c->pos[--c->n_pos];
-        } else {
-            i++;
-        }
+                                "suffix is %zu characters long: with the "
+                                "host name it would exceed Kafka's limit of "
+                                "%d",
+                                slen, INSTANCE_ID_MAX);
+    /* Shorten the host part, never the caller's suffix. */
+    if (hlen + (slen ? slen + 1 : 0) > INSTANCE_ID_MAX)
+        hlen = INSTANCE_ID_MAX - (slen ? slen + 1 : 0);
+    total = hlen + (slen ? slen + 1 : 0);
+    if (total + 1 > size)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "buf holds %zu bytes; the id \"%.*s%s%s\" "
+                                "needs %zu",
+                                size, (int)hlen, host, slen ? "-" : "",
+                                suffix, total + 1);
+    memcpy(buf, host, hlen);
+    if (slen) {
+        buf[hlen] = '-';
+        memcpy(buf + hlen + 1, suffix, slen);
     }
-    c->last_hit = (size_t)-1;
-}
-
-/* ---- rebalance --------------------------------------------------------- */
-
-void ksafe__consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
-                                  rd_kafka_topic_partition_list_t *parts,
-                                  void *opaque)
-{
-    ksafe_consumer *c = opaque;
-    const char *proto = rd_kafka_rebalance_protocol(rk);
-    int cooperative = proto && strcmp(proto, "COOPERATIVE") == 0;
-    rd_kafka_error_t *e = NULL;
-
-    c->rebalances++;
-    if (rerr == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (cooperative)
-            e = rd_kafka_incremental_assign(rk, parts);
-        else
-            rd_kafka_assign(rk, parts);
-        if (c->on_assigned)
-            c->on_assigned(c, parts, c->rebalance_payload);
-    } else {
-        int lost = rd_kafka_assignment_lost(rk);
-        if (c->loop_on_revoke)
-            c->loop_on_revoke(c, parts, lost, c->loop_arg);
-        if (lost) {
-            if (c->on_lost)
-                c->on_lost(c, parts, c->rebalance_payload);
-        } else {
-            ksafe_error ce;
-            if (c->on_revoked)
-                c->on_revoked(c, parts, c->rebalance_payload);
-            if (ksafe__consumer_commit_marked(c, parts, 0, &ce))
-                ksafe__log(&c->cl, KSAFE_LOG_WARNING, "REVOKE",
-                           "commit on revoke: %s", ce.message);
-        }
-        ksafe__consumer_forget(c, parts);
-        if (cooperative)
-            e = rd_kafka_incremental_unassign(rk, parts);
-        else
-            rd_kafka_assign(rk, NULL);
-    }
-    if (e) {
-        ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE", "%s",
-                   rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
+    buf[total] = '\0';
+    return 0;
 }
 
 /* ---- close ------------------------------------------------------------- */
+
+/* Serves callbacks for up to `ms`, dropping records (not marked, so they are
+ * delivered again), until `done` says so. */
+static void serve_until(ksafe_consumer *c, int (*done)(ksafe_consumer *),
+                        int ms)
+{
+    int64_t deadline = ksafe__now_ms() + ms;
+
+    while (!done(c) && ksafe__now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cl.rk, 50);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+}
+
+static int first_assignment_seen(ksafe_consumer *c)
+{
+    return c->assigned_once;
+}
+
+static int assignment_empty(ksafe_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int empty;
+
+    if (rd_kafka_assignment(c->cl.rk, &l))
+        return 1; /* nothing more to learn from waiting */
+    empty = l->cnt == 0;
+    rd_kafka_topic_partition_list_destroy(l);
+    return empty && c->n_pos == 0;
+}
 
 int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
 {
@@ -454,13 +471,56 @@ int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "consumer is NULL");
     if (c->closed)
         return 0;
-    c->closed = 1;
-    if (ksafe__consumer_commit_marked(c, NULL, 0, &ce)) {
-        rc = ksafe__error_set(err, KSAFE_ECOMMIT, ce.rdkafka_code, ce.flags,
-                              "close: %s", ce.message);
+    c->closing = 1;
+    c->close_rc = 0;
+    rc = ksafe__consumer_commit_marked(c, NULL, 0, &ce);
+    if (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) && c->subscribed) {
+        /* Refused mid-rebalance: let the rebalance finish (serving its
+         * callbacks), then try again, for about a session timeout. */
+        int64_t deadline = ksafe__now_ms() + c->session_timeout_ms + 5000;
+        while (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) &&
+               ksafe__now_ms() < deadline) {
+            int64_t until = ksafe__now_ms() + 500;
+            while (ksafe__now_ms() < until) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cl.rk, 50);
+                if (m)
+                    rd_kafka_message_destroy(m);
+            }
+            rc = ksafe__consumer_commit_marked(c, NULL, 0, &ce);
+        }
+    }
+    if (rc)
+        c->close_err = ce;
+    c->close_rc = rc;
+    if (c->subscribed) {
+        /* Issue 4312 (fixed in 2.3.0): destroying a cooperative-sticky
+         * consumer after its first JoinGroup answer but before its first
+         * assignment asserts. Let the first join finish. */
+        if (c->cooperative_conf && !c->assigned_once)
+            serve_until(c, first_assignment_seen,
+                        c->session_timeout_ms + 10000);
+        /* Issue 4527 (fixed in 2.4.0): an incremental assignment arriving
+         * while closing can hang close. Leave through unsubscribe instead,
+         * serving the revoke (which commits), until nothing is assigned. */
+        rd_kafka_unsubscribe(c->cl.rk);
+        serve_until(c, assignment_empty, c->session_timeout_ms + 10000);
+    }
+    /* Anything still tracked (unsubscribe timed out): last chance. */
+    if (c->n_pos && ksafe__consumer_commit_marked(c, NULL, 0, &ce) &&
+        !c->close_rc) {
+        c->close_rc = KSAFE_ECOMMIT;
+        c->close_err = ce;
     }
     rd_kafka_consumer_close(c->cl.rk);
-    return rc;
+    ksafe__consumer_serve_commits(c);
+    c->closed = 1;
+    c->closing = 0;
+    if (c->close_rc)
+        return ksafe__error_set(err, KSAFE_ECOMMIT,
+                                c->close_err.rdkafka_code,
+                                c->close_err.flags, "close: %s",
+                                c->close_err.message);
+    return 0;
 }
 
 void ksafe_consumer_free(ksafe_consumer *c)
@@ -469,17 +529,6 @@ void ksafe_consumer_free(ksafe_consumer *c)
         return;
     ksafe_consumer_close(c, NULL);
     consumer_destroy(c);
-}
-
-void ksafe_consumer_stop(ksafe_consumer *c)
-{
-    if (c)
-        c->stop_requested = 1;
-}
-
-int ksafe_consumer_stop_requested(const ksafe_consumer *c)
-{
-    return c && c->stop_requested;
 }
 
 rd_kafka_t *ksafe_consumer_rdkafka(ksafe_consumer *c)

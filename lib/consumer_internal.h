@@ -1,5 +1,10 @@
 /*
- * lib/consumer_internal.h - the consumer's state, shared by its files.
+ * lib/consumer_internal.h - the consumer's state, shared by its files:
+ * consumer.c (life cycle, poll, seek), consumer_offsets.c (positions,
+ * commits, commit policy), consumer_rebalance.c (the rebalance callback).
+ *
+ * Everything here is touched only by the thread that polls: rebalance and
+ * commit-result callbacks run inside poll/commit/close, so no lock is needed.
  */
 #ifndef KSAFE_CONSUMER_INTERNAL_H
 #define KSAFE_CONSUMER_INTERNAL_H
@@ -8,13 +13,20 @@
 
 #include "internal.h"
 
+/* No start offset requested by ksafe_consumer_seek() inside on_assigned. */
+#define KSAFE__NO_START INT64_MIN
+
 /* The processed position of one assigned partition. */
 typedef struct ksafe__position {
     char *topic;
-    const rd_kafka_topic_t *rkt; /* identity shortcut for the hot path */
+    /* Our reference to the topic handle: while we hold it no other topic
+     * can reuse the address, so pointer equality identifies the topic. */
+    rd_kafka_topic_t *rkt;
     int32_t partition;
     int64_t marked;    /* next offset to consume, -1 when nothing marked */
-    int64_t committed; /* last position handed to a commit, -1 if none */
+    int64_t committed; /* last position the broker accepted, -1 if none */
+    int64_t in_flight; /* position sent in the async commit, -1 if none */
+    int64_t start;     /* start offset set in on_assigned, or NO_START */
 } ksafe__position;
 
 struct ksafe_consumer {
@@ -23,37 +35,103 @@ struct ksafe_consumer {
     ksafe_partitions_cb on_revoked;
     ksafe_partitions_cb on_lost;
     void *rebalance_payload;
-    ksafe__position *pos;
-    size_t n_pos, cap_pos;
-    size_t last_hit;
-    int subscribed;
-    int closed;
-    int rebalances;
-    volatile sig_atomic_t stop_requested;
-    /* The loop's view of revocations: called before the revoke commit (and
-     * on lost) so it can drop state of partitions it no longer owns. */
+
+    /*
+     * For the loop built on this consumer: called on revoke (lost = 0)
+     * before on_revoked and the revoke commit, and on loss (lost = 1) before
+     * on_lost, so the loop can drop retry state of those partitions and mark
+     * finished work. Runs on the polling thread; `parts` is borrowed.
+     */
     void (*loop_on_revoke)(ksafe_consumer *c,
                            const rd_kafka_topic_partition_list_t *parts,
                            int lost, void *arg);
     void *loop_arg;
+
+    /* Positions of the assigned partitions, and an open-addressing index on
+     * (topic handle, partition): slot holds index + 1, 0 is empty. */
+    ksafe__position *pos;
+    size_t n_pos, cap_pos;
+    uint32_t *slots;
+    size_t slot_mask;
+    ksafe__position *last; /* the last hit: records come in runs */
+
+    /* Commit policy (see ksafe_consumer_commit_maybe). */
+    uint64_t marks;        /* done() calls so far */
+    uint64_t next_count;   /* marks at which a commit is due, or MAX */
+    unsigned int ticks;    /* commit_maybe calls since the clock was read */
+    unsigned int tick_limit; /* read the clock every tick_limit calls */
+    int64_t last_commit_ms;
+    int64_t last_clock_ms;
+    unsigned int every_records, every_ms;
+
+    uint64_t commits_sent; /* commit requests sent (sync and async) */
+
+    /* The asynchronous commit in flight (at most one). */
+    rd_kafka_queue_t *commit_q;
+    int async_in_flight;
+    int64_t async_sent_ms;
+
+    /* Rebalance state. */
+    const rd_kafka_topic_partition_list_t *assigning; /* in on_assigned */
+    int in_revoke;        /* inside on_revoked / on_lost */
+    int cooperative_conf; /* strategy we configured: fallback when librdkafka
+                             does not say (NULL during close in 2.0.2) */
+    int assigned_once;    /* the first assignment was handled (issue 4312) */
+    int rebalances;
+
+    int session_timeout_ms;
+    int subscribed;
+    int closing;
+    int closed;
+    /* During close: what revoke commits could not commit. */
+    int close_rc;
+    ksafe_error close_err;
+
+    volatile sig_atomic_t stop;
 };
 
-/* Finds or adds the position entry of topic/partition; NULL on ENOMEM. */
-ksafe__position *ksafe__consumer_position(ksafe_consumer *c,
-                                          const char *topic,
-                                          int32_t partition);
+/* ---- consumer_offsets.c ------------------------------------------------ */
 
-/* Commits marked positions of `only` (NULL: all) synchronously or not. */
-int ksafe__consumer_commit_marked(ksafe_consumer *c,
-                                  const rd_kafka_topic_partition_list_t *only,
-                                  int async, ksafe_error *err);
+/* Adds entries for newly assigned partitions (existing ones are kept). */
+int ksafe__consumer_track(ksafe_consumer *c,
+                          const rd_kafka_topic_partition_list_t *parts);
+
+/* Finds the entry of topic/partition by name, or NULL. */
+ksafe__position *ksafe__consumer_find(ksafe_consumer *c, const char *topic,
+                                      int32_t partition);
 
 /* Forgets positions of these partitions (after revoke or loss). */
 void ksafe__consumer_forget(ksafe_consumer *c,
                             const rd_kafka_topic_partition_list_t *parts);
 
+/* Forgets every position (consumer destroyed). */
+void ksafe__consumer_forget_all(ksafe_consumer *c);
+
+/*
+ * Commits marked, not yet accepted positions of `only` (NULL: all).
+ * Synchronous commits retry briefly on retriable refusals; the error message
+ * names what stayed uncommitted.
+ */
+int ksafe__consumer_commit_marked(ksafe_consumer *c,
+                                  const rd_kafka_topic_partition_list_t *only,
+                                  int async, ksafe_error *err);
+
+/* Serves results of an asynchronous commit, if one is in flight. */
+void ksafe__consumer_serve_commits(ksafe_consumer *c);
+
+/* commit_maybe for a poll that returned nothing: always reads the clock. */
+int ksafe__consumer_commit_idle(ksafe_consumer *c, ksafe_error *err);
+
+/* Sets the default commit policy. */
+void ksafe__consumer_policy_init(ksafe_consumer *c);
+
+/* ---- consumer_rebalance.c ---------------------------------------------- */
+
 void ksafe__consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                   rd_kafka_topic_partition_list_t *parts,
                                   void *opaque);
+
+/* Whether the group runs the cooperative protocol right now. */
+int ksafe__consumer_cooperative(ksafe_consumer *c);
 
 #endif

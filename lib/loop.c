@@ -43,8 +43,6 @@ typedef struct loop {
     uint64_t calls; /* partitions with pending records or a backoff */
     rd_kafka_message_t **batch;
     size_t blen, bmax;
-    uint64_t since_commit;
-    int64_t last_commit_ms;
     uint64_t rng;
     int rc;            /* first fatal outcome; ends the loop */
     ksafe_error *err;
@@ -86,6 +84,14 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "semantics %d is not a ksafe_semantics value",
                                 (int)o->semantics);
+    if (o->commit_every_records > 1000000000u)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "commit_every_records is %llu, above 1e9",
+                                (unsigned long long)o->commit_every_records);
+    if (o->commit_interval_ms > 3600000)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "commit_interval_ms is %d, above one hour",
+                                o->commit_interval_ms);
     if (!o->commit_every_records && o->commit_interval_ms <= 0)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "commit_every_records and commit_interval_ms "
@@ -329,29 +335,6 @@ static void on_revoke(ksafe_consumer *c,
     }
 }
 
-/* ---- commit policy ----------------------------------------------------- */
-
-static void maybe_commit(loop *L, int idle)
-{
-    const ksafe_loop_options *o = L->o;
-    int due = 0;
-
-    if (!L->since_commit)
-        return;
-    if (o->commit_every_records && L->since_commit >= o->commit_every_records)
-        due = 1;
-    /* The clock is read every 64 records, or when idle: cheap enough. */
-    else if (o->commit_interval_ms > 0 && (idle || !(++L->calls & 63)) &&
-             ksafe__now_ms() - L->last_commit_ms >= o->commit_interval_ms)
-        due = 1;
-    if (!due)
-        return;
-    if (ksafe_consumer_commit(L->c, KSAFE_COMMIT_ASYNC, NULL) == 0)
-        L->st->commits++;
-    L->since_commit = 0;
-    L->last_commit_ms = ksafe__now_ms();
-}
-
 /* ---- handling ---------------------------------------------------------- */
 
 static int mark(loop *L, rd_kafka_message_t *m)
@@ -362,7 +345,6 @@ static int mark(loop *L, rd_kafka_message_t *m)
         L->rc = ksafe__error_set(L->err, e.code, 0, 0, "%s", e.message);
         return -1;
     }
-    L->since_commit++;
     return 0;
 }
 
@@ -703,6 +685,8 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
 {
     ksafe_loop_stats local;
     ksafe_error cerr;
+    ksafe_commit_policy policy = KSAFE_COMMIT_POLICY_INIT;
+    uint64_t commits_before;
     int rebalances_before;
     loop L;
     size_t i;
@@ -727,7 +711,10 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     memset(L.st, 0, sizeof(*L.st));
     L.err = err;
     L.bmax = opts->batch_handler ? opts->batch_size : 1;
-    L.last_commit_ms = ksafe__now_ms();
+    policy.every_records = (unsigned int)opts->commit_every_records;
+    policy.every_ms = (unsigned int)opts->commit_interval_ms;
+    if ((rc = ksafe_consumer_set_commit_policy(c, &policy, err)))
+        return rc;
     L.rng = (uint64_t)ksafe__now_ms() * 2654435761u ^ (uint64_t)getpid();
     if (!L.rng)
         L.rng = 1;
@@ -737,17 +724,20 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     c->loop_arg = &L;
 
     rebalances_before = c->rebalances;
+    commits_before = c->commits_sent;
     while (!L.rc && !ksafe_consumer_stop_requested(c)) {
         collect(&L);
-        L.st->rebalances = (uint64_t)(c->rebalances - rebalances_before);
         if (L.blen) {
             handle_batch(&L);
             if (L.paused || L.bmax > 1)
                 release_paused(&L);
-            maybe_commit(&L, 0);
+            /* The consumer's policy: two compares when nothing is due. */
+            ksafe_consumer_commit_maybe(c, NULL);
         } else {
-            maybe_commit(&L, 1);
+            ksafe__consumer_commit_idle(c, NULL);
         }
+        L.st->rebalances = (uint64_t)(c->rebalances - rebalances_before);
+        L.st->commits = c->commits_sent - commits_before;
     }
 
     /* Unhandled records are not marked: the next owner gets them again. */
@@ -762,8 +752,7 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     if (ksafe_consumer_close(c, &cerr) && !rc)
         rc = ksafe__error_set(err, cerr.code, cerr.rdkafka_code, cerr.flags,
                               "%s", cerr.message);
-    else if (!rc)
-        L.st->commits++; /* the final commit of close */
+    L.st->commits = c->commits_sent - commits_before;
     free(L.batch);
     free(L.parts);
     return rc;

@@ -51,8 +51,18 @@ typedef enum ksafe_assignment_strategy {
 
 /**
  * Rebalance hook: the partitions just assigned, about to be revoked, or lost.
- * Runs on the thread that polls, inside ksafe_consumer_poll() (or the loop),
- * `partitions` is borrowed for the call.
+ * Runs on the thread that polls, inside ksafe_consumer_poll() (or the loop,
+ * or ksafe_consumer_close()); `partitions` is borrowed for the call.
+ *
+ * on_assigned runs once the group has given these partitions to this member
+ * and before fetching from them starts: ksafe_consumer_seek() called from it
+ * sets where each one starts (default: the committed offset).
+ * on_revoked runs before the marked offsets of these partitions are
+ * committed: finish in-flight work for them and ksafe_consumer_done() it.
+ * on_lost runs when the member was thrown out of the group (session timed
+ * out, coordinator unreachable): another member may already own these
+ * partitions, so nothing is committed for them and their marks are dropped;
+ * records after their last commit will be delivered again, to someone.
  */
 typedef void (*ksafe_partitions_cb)(
     ksafe_consumer *c, const rd_kafka_topic_partition_list_t *partitions,
@@ -120,8 +130,12 @@ KSAFE_EXTERN int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms,
 
 /**
  * Marks `msg` processed: its offset + 1 becomes the next commit position of
- * its partition. Does not commit. Marking an older record than the last
- * marked one of the partition is ignored (positions never move back).
+ * its partition. Does not commit, does not allocate or lock: call it per
+ * record. Marking an older record than the last marked one of the partition
+ * is ignored (positions never move back). Not thread-safe: call it from the
+ * thread that polls. Errors: KSAFE_EINVAL (NULL), KSAFE_ESTATE when the
+ * record's partition is no longer assigned to this member (it was revoked or
+ * lost; the record will be delivered to the new owner).
  */
 KSAFE_EXTERN int ksafe_consumer_done(ksafe_consumer *c,
                                      const ksafe_message *msg,
@@ -134,17 +148,113 @@ typedef enum ksafe_commit_mode {
 } ksafe_commit_mode;
 
 /**
- * Commits the positions marked with ksafe_consumer_done() since the last
- * commit, and nothing else. Nothing marked: returns 0 at once.
+ * Commits the positions marked with ksafe_consumer_done() that the broker
+ * has not yet accepted, and nothing else. Nothing to commit: returns 0 at
+ * once.
+ *
+ * SYNC waits for the answer; a commit refused while a rebalance is in
+ * progress or while the coordinator moves is retried for about 1.5 s before
+ * KSAFE_ECOMMIT (flag KSAFE_ERROR_RETRIABLE) is returned; the message names
+ * the partitions left uncommitted. ASYNC sends and returns; at most one
+ * asynchronous commit is in flight, its result is read inside the next
+ * ksafe_consumer_poll()/commit call, and a refused position stays
+ * uncommitted and goes out again with the next commit. A position is only
+ * recorded as committed once the broker accepted it.
  */
 KSAFE_EXTERN int ksafe_consumer_commit(ksafe_consumer *c,
                                        ksafe_commit_mode mode,
                                        ksafe_error *err);
 
+#define KSAFE_COMMIT_POLICY_VERSION 1
+
 /**
- * Commits what was marked, leaves the group and stops fetching. Returns
- * KSAFE_ECOMMIT (after still closing) when marked offsets could not be
- * committed; the message says which. Calling it twice is harmless.
+ * When ksafe_consumer_commit_maybe() commits. Both triggers may be set; 0
+ * turns a trigger off (both off: only revoke, close and explicit commits).
+ */
+typedef struct ksafe_commit_policy {
+    unsigned int version;
+    /** commit once this many records were marked since the last commit */
+    unsigned int every_records;
+    /** commit once this long passed since the last commit */
+    unsigned int every_ms;
+} ksafe_commit_policy;
+
+/** Default: every second, whatever the rate (like auto commit, but only
+ * marked records). */
+#define KSAFE_COMMIT_POLICY_INIT { KSAFE_COMMIT_POLICY_VERSION, 0, 1000 }
+
+/**
+ * Replaces the commit policy (the default is KSAFE_COMMIT_POLICY_INIT).
+ * Errors: KSAFE_EVERSION, KSAFE_EINVAL (every_records above 1e9, every_ms
+ * above one hour).
+ */
+KSAFE_EXTERN int ksafe_consumer_set_commit_policy(
+    ksafe_consumer *c, const ksafe_commit_policy *policy, ksafe_error *err);
+
+/**
+ * Call after each processed record or batch (and after a poll that returned
+ * nothing): sends an asynchronous commit of the marked positions when the
+ * policy says one is due. When nothing is due it costs two integer compares;
+ * the clock is read at most every few records (how many adapts to the rate
+ * so that every_ms is kept within about a quarter). At most one commit is
+ * in flight, so commit traffic never grows past the policy or the broker's
+ * round trip, whatever the message rate. Revoke and close commit
+ * synchronously on their own. Errors: as ksafe_consumer_commit() ASYNC.
+ */
+KSAFE_EXTERN int ksafe_consumer_commit_maybe(ksafe_consumer *c,
+                                             ksafe_error *err);
+
+/**
+ * Where fetching of one assigned partition continues: `offset` is a record
+ * offset (>= 0) or RD_KAFKA_OFFSET_BEGINNING / RD_KAFKA_OFFSET_END. Called
+ * from on_assigned it sets the start offset of a partition of that
+ * assignment before fetching starts (the reliable way to resume from
+ * offsets kept outside Kafka); elsewhere it seeks a partition this member
+ * owns and waits for the seek. Marks are kept: a record already marked stays
+ * processed. Errors: KSAFE_EINVAL (bad offset), KSAFE_ESTATE (partition not
+ * assigned to this member, or called from on_revoked/on_lost), KSAFE_EKAFKA.
+ */
+KSAFE_EXTERN int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
+                                     int32_t partition, int64_t offset,
+                                     ksafe_error *err);
+
+/**
+ * Asks the loop driving this consumer to stop. Only sets a flag: safe from a
+ * signal handler and from any thread. ksafe_consumer_poll() does not react
+ * to it; loops check ksafe_consumer_stop_requested().
+ */
+KSAFE_EXTERN void ksafe_consumer_stop(ksafe_consumer *c);
+
+/** 1 once ksafe_consumer_stop() was called, else 0. */
+KSAFE_EXTERN int ksafe_consumer_stop_requested(const ksafe_consumer *c);
+
+/**
+ * Writes a stable group.instance.id for static membership into `buf`:
+ * "<host>-<suffix>", the host name with characters Kafka does not accept in
+ * an id replaced by '-' (and shortened if needed), and `suffix` (e.g. the
+ * worker number; NULL or "" for none) which must already consist of
+ * [a-zA-Z0-9._-]. The same host and suffix give the same id after a restart,
+ * so a member that returns within session_timeout_ms gets its partitions
+ * back without a rebalance. Errors: KSAFE_EINVAL (bad suffix, result
+ * longer than 249 characters, or `size` too small: the message says how
+ * much is needed), KSAFE_EIO (no host name).
+ */
+KSAFE_EXTERN int ksafe_group_instance_id(char *buf, size_t size,
+                                         const char *suffix,
+                                         ksafe_error *err);
+
+/**
+ * Commits what was marked, leaves the group and stops fetching. Rebalance
+ * hooks (on_revoked) run inside it. Returns KSAFE_ECOMMIT (after still
+ * closing) when marked offsets could not be committed; the message names the
+ * partitions. Calling it twice is harmless.
+ *
+ * librdkafka 2.0.2 can abort a cooperative consumer closed between its first
+ * JoinGroup and its first assignment, and can hang when an assignment
+ * arrives during close: close therefore waits (bounded by the session
+ * timeout plus a few seconds) for the first assignment, unsubscribes, waits
+ * for the assignment to be empty, and only then closes. Closing right after
+ * subscribe thus takes as long as a group join.
  */
 KSAFE_EXTERN int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err);
 

@@ -1,0 +1,150 @@
+/*
+ * lib/consumer_rebalance.c - the rebalance callback: both protocols, commit
+ * on revoke, nothing committed on loss, the user's and the loop's hooks.
+ *
+ * Runs on the polling thread inside rd_kafka_consumer_poll() (or close).
+ */
+#include <string.h>
+
+#include "consumer_internal.h"
+
+int ksafe__consumer_cooperative(ksafe_consumer *c)
+{
+    /* NULL inside a callback run during close (2.0.2): the configured
+     * strategy then says which protocol the group uses. */
+    const char *proto = rd_kafka_rebalance_protocol(c->cl.rk);
+
+    if (proto && strcmp(proto, "COOPERATIVE") == 0)
+        return 1;
+    if (proto && strcmp(proto, "EAGER") == 0)
+        return 0;
+    return c->cooperative_conf;
+}
+
+static void log_error(ksafe_consumer *c, const char *what,
+                      rd_kafka_error_t *e)
+{
+    if (!e)
+        return;
+    ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE", "%s: %s", what,
+               rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+}
+
+static void log_resp(ksafe_consumer *c, const char *what,
+                     rd_kafka_resp_err_t rerr)
+{
+    if (rerr)
+        ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE", "%s: %s", what,
+                   rd_kafka_err2str(rerr));
+}
+
+static void assigned(ksafe_consumer *c, int cooperative,
+                     rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *start;
+    int i;
+
+    if (ksafe__consumer_track(c, parts))
+        ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE",
+                   "out of memory tracking %d assigned partition(s): their "
+                   "records cannot be marked",
+                   parts->cnt);
+    c->assigned_once = 1;
+    if (c->on_assigned) {
+        c->assigning = parts;
+        c->on_assigned(c, parts, c->rebalance_payload);
+        c->assigning = NULL;
+    }
+    /* Start offsets go into the assignment itself: a seek right after
+     * assign races with the committed-offset fetch. */
+    start = rd_kafka_topic_partition_list_copy(parts);
+    for (i = 0; i < start->cnt; i++) {
+        ksafe__position *p = ksafe__consumer_find(c, start->elems[i].topic,
+                                                  start->elems[i].partition);
+        if (p && p->start != KSAFE__NO_START) {
+            start->elems[i].offset = p->start;
+            p->start = KSAFE__NO_START;
+        }
+    }
+    if (cooperative)
+        log_error(c, "incremental assign",
+                  rd_kafka_incremental_assign(c->cl.rk, start));
+    else
+        log_resp(c, "assign", rd_kafka_assign(c->cl.rk, start));
+    rd_kafka_topic_partition_list_destroy(start);
+}
+
+static void revoked(ksafe_consumer *c, int cooperative,
+                    rd_kafka_topic_partition_list_t *parts)
+{
+    int lost = rd_kafka_assignment_lost(c->cl.rk);
+    ksafe_error ce;
+
+    c->in_revoke = 1;
+    if (c->loop_on_revoke)
+        c->loop_on_revoke(c, parts, lost, c->loop_arg);
+    if (lost) {
+        /* Another member may own them already: a commit now could move its
+         * position back or forward. Marks are dropped; records after the
+         * last commit come again. */
+        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "LOST",
+                   "%d partition(s) lost (member left the group "
+                   "involuntarily): marked offsets not committed, dropped",
+                   parts->cnt);
+        if (c->on_lost)
+            c->on_lost(c, parts, c->rebalance_payload);
+    } else {
+        if (c->on_revoked)
+            c->on_revoked(c, parts, c->rebalance_payload);
+        if (ksafe__consumer_commit_marked(c, parts, 0, &ce)) {
+            ksafe__log(&c->cl, KSAFE_LOG_WARNING, "REVOKE",
+                       "commit on revoke: %s (the new owner starts from "
+                       "the last commit: those records come again)",
+                       ce.message);
+            if (c->closing) {
+                c->close_rc = KSAFE_ECOMMIT;
+                c->close_err = ce;
+            }
+        } else if (c->closing && c->close_rc && c->n_pos == (size_t)parts->cnt) {
+            /* Everything left was committed now after all. */
+            c->close_rc = 0;
+        }
+    }
+    c->in_revoke = 0;
+    ksafe__consumer_forget(c, parts);
+    if (cooperative)
+        log_error(c, "incremental unassign",
+                  rd_kafka_incremental_unassign(c->cl.rk, parts));
+    else
+        log_resp(c, "unassign", rd_kafka_assign(c->cl.rk, NULL));
+}
+
+void ksafe__consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
+                                  rd_kafka_topic_partition_list_t *parts,
+                                  void *opaque)
+{
+    ksafe_consumer *c = opaque;
+    int cooperative = ksafe__consumer_cooperative(c);
+
+    KSAFE__UNUSED(rk);
+    c->rebalances++;
+    if (rerr == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assigned(c, cooperative, parts);
+    } else if (rerr == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        revoked(c, cooperative, parts);
+    } else {
+        /* librdkafka's contract: give up the partitions on any other
+         * error; their marks cannot be trusted to be ours. */
+        ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE",
+                   "rebalance failed: %s; dropping %d partition(s)",
+                   rd_kafka_err2str(rerr), parts ? parts->cnt : 0);
+        if (parts)
+            ksafe__consumer_forget(c, parts);
+        if (cooperative && parts)
+            log_error(c, "incremental unassign",
+                      rd_kafka_incremental_unassign(c->cl.rk, parts));
+        else
+            log_resp(c, "unassign", rd_kafka_assign(c->cl.rk, NULL));
+    }
+}

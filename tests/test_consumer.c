@@ -1,0 +1,452 @@
+/*
+ * tests/test_consumer.c - rebalances and commits of the safe consumer on the
+ * embedded cluster (or the one named by KSAFE_TEST_BOOTSTRAP): ownership
+ * through joins and leaves with both protocols, commit on revoke, lost
+ * partitions, refused commits, static membership (real cluster only).
+ */
+#include "consumer_kit.h"
+
+static ksafe_test_cluster *tc;
+
+static void cluster_up(void)
+{
+    ksafe_error err;
+    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
+}
+
+static void cluster_down(void)
+{
+    ksafe_test_cluster_free(tc);
+    tc = NULL;
+}
+
+static const ksafe_assignment_strategy strategies[] = {
+    KSAFE_ASSIGN_COOPERATIVE_STICKY, KSAFE_ASSIGN_RANGE};
+
+#define PARTS 6
+
+/*
+ * Two members, a third joins, one leaves: after each step every partition
+ * has exactly one owner (and never two at once). With cooperative-sticky a
+ * join revokes only what moves to the newcomer; eager revokes everything.
+ * No librdkafka or ksafe error line (e.g. assign() on a cooperative group).
+ */
+START_TEST(every_partition_has_one_owner_through_rebalances)
+{
+    ksafe_assignment_strategy strategy = strategies[_i];
+    char topic[64], group[64];
+    member ms[3];
+    ksafe_error err;
+    int before[PARTS], p, i;
+
+    atomic_store(&kit_err_lines, 0);
+    ksafe_test_unique_name(topic, sizeof(topic), "own");
+    ksafe_test_unique_name(group, sizeof(group), "own-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err),
+                 err);
+    kit_join(tc, &ms[0], topic, group, strategy);
+    kit_join(tc, &ms[1], topic, group, strategy);
+    memset(&ms[2], 0, sizeof(ms[2]));
+    kit_settle(ms, 2, PARTS);
+
+    for (p = 0; p < PARTS; p++) {
+        before[p] = ms[0].owned[p] ? 0 : 1;
+        ms[0].revoked[p] = ms[1].revoked[p] = 0;
+    }
+    kit_join(tc, &ms[2], topic, group, strategy);
+    kit_settle(ms, 3, PARTS);
+    for (p = 0; p < PARTS; p++) {
+        int kept = ms[before[p]].owned[p];
+        int revocations = ms[before[p]].revoked[p];
+        if (strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY)
+            ck_assert_msg(revocations == (kept ? 0 : 1),
+                          "partition %d (kept: %d) revoked %d times", p,
+                          kept, revocations);
+        else
+            ck_assert_msg(revocations == 1,
+                          "eager: partition %d revoked %d times", p,
+                          revocations);
+    }
+
+    kit_leave(&ms[1]);
+    kit_settle(ms, 3, PARTS);
+    kit_leave(&ms[0]);
+    kit_leave(&ms[2]);
+    ck_assert_msg(atomic_load(&kit_err_lines) == 0, "%d error line(s), last: %s",
+                  atomic_load(&kit_err_lines), kit_last_err);
+    for (i = 0; i < 3; i++)
+        ck_assert_int_gt(ms[i].assigned_events, 0);
+}
+END_TEST
+
+#define PER_PART 100
+#define MARKED 60
+
+/*
+ * A marks the first 60 records of each partition and reads the rest without
+ * marking. B joins: every partition that moves to B starts exactly at 60 -
+ * the marked records were committed on revoke (no redelivery) and the read
+ * but unmarked ones come again (at-least-once, no gap).
+ */
+START_TEST(revoke_commits_marked_offsets)
+{
+    ksafe_assignment_strategy strategy = strategies[_i];
+    char topic[64], group[64];
+    member ms[2];
+    ksafe_error err;
+    int64_t committed[4];
+    time_t deadline;
+    int p, moved = 0, all;
+    int64_t expect_first = MARKED;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "rev");
+    ksafe_test_unique_name(group, sizeof(group), "rev-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 4, &err), err);
+    kit_produce(tc, topic, 4, PER_PART);
+
+    kit_join(tc, &ms[0], topic, group, strategy);
+    ms[0].mark_below = MARKED;
+    memset(&ms[1], 0, sizeof(ms[1]));
+    deadline = time(NULL) + 30;
+    do {
+        kit_poll(&ms[0], 100);
+        for (all = 1, p = 0; p < 4; p++)
+            all &= ms[0].seen[p] == PER_PART;
+    } while (!all && time(NULL) < deadline);
+    ck_assert_msg(all, "A did not read all records");
+
+    kit_join(tc, &ms[1], topic, group, strategy);
+    ms[1].mark_below = PER_PART;
+    kit_settle(ms, 2, 4);
+    /* B reads its partitions from where A's marks ended. */
+    deadline = time(NULL) + 30;
+    for (;;) {
+        int waiting = 0;
+        for (p = 0; p < 4; p++)
+            waiting += ms[1].owned[p] && ms[1].seen[p] < PER_PART - MARKED;
+        if (strategy != KSAFE_ASSIGN_COOPERATIVE_STICKY &&
+            ksafe_test_cluster_is_embedded(tc))
+            for (p = 0; p < 4; p++)
+                waiting += ms[1].owned[p] && ms[1].seen[p] < PER_PART;
+        if (!waiting || time(NULL) > deadline)
+            break;
+        kit_poll(&ms[1], 100);
+        kit_poll(&ms[0], 0);
+    }
+    /* The embedded cluster refuses OffsetCommit while a join is under way
+     * (real Kafka accepts it until all members rejoined), and an eager
+     * member commits on revoke just then: there, the new owner starts at
+     * the last commit (0) - redelivery, never a gap. */
+    if (strategy != KSAFE_ASSIGN_COOPERATIVE_STICKY &&
+        ksafe_test_cluster_is_embedded(tc))
+        expect_first = 0;
+    for (p = 0; p < 4; p++) {
+        if (!ms[1].owned[p])
+            continue;
+        moved++;
+        ck_assert_msg(ms[1].first[p] == expect_first,
+                      "partition %d: B started at %lld, A marked up to %d", p,
+                      (long long)ms[1].first[p], MARKED);
+        ck_assert_int_eq(ms[1].seen[p], PER_PART - expect_first);
+    }
+    ck_assert_int_eq(moved, 2);
+    /* Commit while the group is stable: a member closing right after
+     * another left meets the next rebalance, and on the embedded cluster
+     * its commit can be refused for a stale generation (close then reports
+     * KSAFE_ECOMMIT naming the partitions). */
+    ck_assert_ok(ksafe_consumer_commit(ms[0].c, KSAFE_COMMIT_SYNC, &err), err);
+    ck_assert_ok(ksafe_consumer_commit(ms[1].c, KSAFE_COMMIT_SYNC, &err), err);
+    kit_leave(&ms[1]);
+    kit_leave(&ms[0]);
+    /* B's partitions: B marked everything; A's: A's marks. */
+    kit_committed(tc, topic, group, 4, committed);
+    for (p = 0; p < 4; p++)
+        ck_assert_msg(committed[p] == MARKED || committed[p] == PER_PART,
+                      "partition %d committed at %lld", p,
+                      (long long)committed[p]);
+}
+END_TEST
+
+/*
+ * The coordinator is away longer than the session timeout: the member loses
+ * its partitions. Nothing is committed for them (the marks are dropped),
+ * on_lost and the loop's hook hear of it, and the member gets them back.
+ */
+START_TEST(lost_partitions_are_never_committed)
+{
+    char topic[64], group[64];
+    ksafe_mock_cluster *mc = ksafe_test_cluster_mock(tc);
+    member m;
+    ksafe_error err;
+    int64_t committed[2];
+    time_t deadline;
+
+    if (!mc) {
+        fprintf(stderr, "lost_partitions: needs the embedded cluster to take "
+                        "the coordinator down; skipped\n");
+        return;
+    }
+    ksafe_test_unique_name(topic, sizeof(topic), "lost");
+    ksafe_test_unique_name(group, sizeof(group), "lost-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
+    kit_produce(tc, topic, 2, 20);
+    kit_join(tc, &m, topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    m.mark_below = 1000;
+    deadline = time(NULL) + 30;
+    while (m.seen[0] + m.seen[1] < 40 && time(NULL) < deadline)
+        kit_poll(&m, 100);
+    ck_assert_int_eq(m.seen[0] + m.seen[1], 40);
+
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    deadline = time(NULL) + 30;
+    while (!m.lost_events && time(NULL) < deadline)
+        kit_poll(&m, 100);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
+    ck_assert_int_eq(m.lost_events, 1);
+    ck_assert_int_eq(m.loop_lost_calls, 1);
+    ck_assert_int_eq(m.revoked_events, 0);
+
+    /* Back in the group, the marks are gone; mark nothing new: close
+     * commits nothing. */
+    m.mark_below = 0;
+    deadline = time(NULL) + 30;
+    while (!(m.owned[0] && m.owned[1]) && time(NULL) < deadline)
+        kit_poll(&m, 100);
+    ck_assert_msg(m.owned[0] && m.owned[1], "partitions not reassigned");
+    kit_leave(&m);
+    kit_committed(tc, topic, group, 2, committed);
+    ck_assert_int_eq(committed[0], RD_KAFKA_OFFSET_INVALID);
+    ck_assert_int_eq(committed[1], RD_KAFKA_OFFSET_INVALID);
+}
+END_TEST
+
+/* The consumer's position entry of partition `p` (one topic). */
+static const ksafe__position *position_of(const ksafe_consumer *c, int32_t p)
+{
+    size_t i;
+    for (i = 0; i < c->n_pos; i++)
+        if (c->pos[i].partition == p)
+            return &c->pos[i];
+    ck_abort_msg("partition %d not tracked", p);
+    return NULL;
+}
+
+/* Waits until the consumer's async commit was answered. */
+static void await_async(member *m)
+{
+    time_t deadline = time(NULL) + 30;
+    while (m->c->async_in_flight && time(NULL) < deadline)
+        kit_poll(m, 50);
+    ck_assert_int_eq(m->c->async_in_flight, 0);
+}
+
+/*
+ * OffsetCommit refused with REBALANCE_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE
+ * and NOT_COORDINATOR: sync commits retry, a refused async commit keeps its
+ * positions for the next one, and in the end the committed offsets are the
+ * marked ones.
+ */
+START_TEST(refused_commits_lose_nothing)
+{
+    static const rd_kafka_resp_err_t refusals[] = {
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_NOT_COORDINATOR};
+    char topic[64], group[64];
+    ksafe_mock_cluster *mc = ksafe_test_cluster_mock(tc);
+    member m;
+    ksafe_error err;
+    int64_t committed[2];
+    time_t deadline;
+
+    if (!mc) {
+        fprintf(stderr, "refused_commits: needs the embedded cluster's fault "
+                        "injection; skipped\n");
+        return;
+    }
+    ksafe_test_unique_name(topic, sizeof(topic), "refuse");
+    ksafe_test_unique_name(group, sizeof(group), "refuse-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
+    kit_produce(tc, topic, 2, 50);
+    kit_join(tc, &m, topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    m.mark_below = 30;
+    deadline = time(NULL) + 30;
+    while (m.seen[0] + m.seen[1] < 100 && time(NULL) < deadline)
+        kit_poll(&m, 100);
+    ck_assert_int_eq(m.seen[0] + m.seen[1], 100);
+
+    /* Sync: the retries absorb all three refusals. */
+    ck_assert_ok(ksafe_mock_cluster_push_request_errors(mc, 8, 3, refusals,
+                                                        &err), err);
+    ck_assert_ok(ksafe_consumer_commit(m.c, KSAFE_COMMIT_SYNC, &err), err);
+    kit_committed(tc, topic, group, 2, committed);
+    ck_assert_int_eq(committed[0], 30);
+    ck_assert_int_eq(committed[1], 30);
+
+    /* Async: a refused commit is not recorded as committed... */
+    m.mark_below = 1000;
+    ck_assert_ok(ksafe_consumer_seek(m.c, topic, 0, 30, &err), err);
+    ck_assert_ok(ksafe_consumer_seek(m.c, topic, 1, 30, &err), err);
+    deadline = time(NULL) + 30;
+    while (m.seen[0] + m.seen[1] < 140 && time(NULL) < deadline)
+        kit_poll(&m, 100);
+    ck_assert_int_eq(m.seen[0] + m.seen[1], 140);
+    ck_assert_ok(ksafe_mock_cluster_push_request_errors(mc, 8, 1, refusals,
+                                                        &err), err);
+    ck_assert_ok(ksafe_consumer_commit(m.c, KSAFE_COMMIT_ASYNC, &err), err);
+    ck_assert_int_eq(m.c->async_in_flight, 1);
+    await_async(&m);
+    ck_assert_int_eq(position_of(m.c, 0)->committed, 30);
+    /* ...and goes out again with the next one. */
+    ck_assert_ok(ksafe_consumer_commit(m.c, KSAFE_COMMIT_ASYNC, &err), err);
+    await_async(&m);
+    ck_assert_int_eq(position_of(m.c, 0)->committed, 50);
+    kit_committed(tc, topic, group, 2, committed);
+    ck_assert_int_eq(committed[0], 50);
+    ck_assert_int_eq(committed[1], 50);
+    kit_leave(&m);
+}
+END_TEST
+
+/*
+ * commit_maybe by count: commits happen without explicit calls, at most one
+ * in flight, and the marked position ends up committed.
+ */
+START_TEST(commit_policy_commits_by_count)
+{
+    char topic[64], group[64];
+    ksafe_commit_policy pol = KSAFE_COMMIT_POLICY_INIT;
+    member m;
+    ksafe_error err;
+    int64_t committed[1];
+    time_t deadline;
+    int commits = 0;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "policy");
+    ksafe_test_unique_name(group, sizeof(group), "policy-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 1, &err), err);
+    kit_produce(tc, topic, 1, 500);
+    kit_join(tc, &m, topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    pol.every_records = 100;
+    pol.every_ms = 0;
+    ck_assert_ok(ksafe_consumer_set_commit_policy(m.c, &pol, &err), err);
+    m.mark_below = 1000;
+    deadline = time(NULL) + 30;
+    while (m.seen[0] < 500 && time(NULL) < deadline) {
+        int before = m.c->async_in_flight;
+        kit_poll(&m, 100);
+        ck_assert_ok(ksafe_consumer_commit_maybe(m.c, &err), err);
+        ck_assert_int_le(m.c->async_in_flight, 1);
+        commits += m.c->async_in_flight > before;
+    }
+    ck_assert_int_eq(m.seen[0], 500);
+    ck_assert_int_ge(commits, 1);
+    ck_assert_int_le(commits, 5);
+    await_async(&m);
+    /* The last hundred may still be due: close commits them. */
+    kit_leave(&m);
+    kit_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 500);
+}
+END_TEST
+
+/*
+ * Static membership: a member that closes and returns with the same
+ * group.instance.id within the session timeout gets the same partitions,
+ * and the other member loses none. The embedded cluster ignores
+ * group.instance.id, so this runs against a real cluster only.
+ */
+START_TEST(static_member_returns_without_rebalance)
+{
+    char topic[64], group[64], id[160], suffix[80];
+    const char *tp = topic;
+    ksafe_consumer_options o;
+    member ms[2];
+    ksafe_error err;
+    int p, owned_before[PARTS];
+    time_t until;
+
+    if (ksafe_test_cluster_is_embedded(tc)) {
+        fprintf(stderr, "static membership: the embedded cluster ignores "
+                        "group.instance.id; set " KSAFE_TEST_BOOTSTRAP_ENV
+                        " to run this test\n");
+        return;
+    }
+    ksafe_test_unique_name(topic, sizeof(topic), "static");
+    ksafe_test_unique_name(group, sizeof(group), "static-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err),
+                 err);
+    for (p = 0; p < 2; p++) {
+        snprintf(suffix, sizeof(suffix), "%s-%d", group, p);
+        ck_assert_ok(ksafe_group_instance_id(id, sizeof(id), suffix, &err),
+                     err);
+        memset(&ms[p], 0, sizeof(ms[p]));
+        ksafe_test_cluster_consumer_options(tc, &o, group);
+        o.session_timeout_ms = 30000;
+        o.heartbeat_interval_ms = 1000;
+        o.group_instance_id = id;
+        o.on_assigned = kit_on_assigned;
+        o.on_revoked = kit_on_revoked;
+        o.on_lost = kit_on_lost;
+        o.rebalance_payload = &ms[p];
+        o.log_cb = kit_log;
+        ck_assert_ok(ksafe_consumer_new(&ms[p].c, &o, &err), err);
+        ck_assert_ok(ksafe_consumer_subscribe(ms[p].c, &tp, 1, &err), err);
+    }
+    kit_settle(ms, 2, PARTS);
+    for (p = 0; p < PARTS; p++) {
+        owned_before[p] = ms[1].owned[p];
+        ms[0].revoked[p] = 0;
+    }
+    /* Member 1 "restarts": a static member's close does not leave. */
+    ksafe_consumer_free(ms[1].c);
+    snprintf(suffix, sizeof(suffix), "%s-1", group);
+    ck_assert_ok(ksafe_group_instance_id(id, sizeof(id), suffix, &err), err);
+    memset(&ms[1], 0, sizeof(ms[1]));
+    o.group_instance_id = id;
+    o.rebalance_payload = &ms[1];
+    ck_assert_ok(ksafe_consumer_new(&ms[1].c, &o, &err), err);
+    ck_assert_ok(ksafe_consumer_subscribe(ms[1].c, &tp, 1, &err), err);
+    kit_settle(ms, 2, PARTS);
+    until = time(NULL) + 5;
+    while (time(NULL) < until) {
+        kit_poll(&ms[0], 50);
+        kit_poll(&ms[1], 50);
+    }
+    for (p = 0; p < PARTS; p++) {
+        ck_assert_int_eq(ms[1].owned[p], owned_before[p]);
+        ck_assert_int_eq(ms[0].revoked[p], 0);
+    }
+    kit_leave(&ms[0]);
+    kit_leave(&ms[1]);
+}
+END_TEST
+
+static Suite *consumer_suite(void)
+{
+    Suite *s = suite_create("consumer");
+    struct {
+        const char *name;
+        const TTest *test;
+        int loops;
+    } cases[] = {
+        {"ownership", every_partition_has_one_owner_through_rebalances, 2},
+        {"revoke_commit", revoke_commits_marked_offsets, 2},
+        {"lost", lost_partitions_are_never_committed, 1},
+        {"refused_commits", refused_commits_lose_nothing, 1},
+        {"commit_policy", commit_policy_commits_by_count, 1},
+        {"static_membership", static_member_returns_without_rebalance, 1},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TCase *t = tcase_create(cases[i].name);
+        tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
+        tcase_set_timeout(t, 180);
+        tcase_add_loop_test(t, cases[i].test, 0, cases[i].loops);
+        suite_add_tcase(s, t);
+    }
+    return s;
+}
+
+KSAFE_TEST_MAIN(consumer_suite)
