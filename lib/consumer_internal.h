@@ -45,6 +45,11 @@ struct ksafe_consumer {
     void (*loop_on_revoke)(ksafe_consumer *c,
                            const rd_kafka_topic_partition_list_t *parts,
                            int lost, void *arg);
+    /* For the loop: called when partitions are assigned, before
+     * on_assigned, while ksafe_consumer_seek() sets start offsets. */
+    void (*loop_on_assign)(ksafe_consumer *c,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           void *arg);
     void *loop_arg;
 
     /* Positions of the assigned partitions, and an open-addressing index on

@@ -389,12 +389,19 @@ static void async_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
     for (i = 0; offsets && i < offsets->cnt; i++)
         if (rerr || offsets->elems[i].err)
             refused++;
-    if (refused)
-        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "COMMIT",
+    if (refused) {
+        rd_kafka_resp_err_t why = rerr ? rerr : offsets->elems[0].err;
+        /* Refusals during a rebalance are routine: the next commit (or the
+         * revoke commit) carries the positions. */
+        ksafe__log(&c->cl,
+                   why == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS
+                       ? KSAFE_LOG_NOTICE
+                       : KSAFE_LOG_WARNING,
+                   "COMMIT",
                    "async commit refused for %d partition(s) (%s): "
                    "positions kept, they go out with the next commit",
-                   refused, rd_kafka_err2str(rerr ? rerr
-                                                  : offsets->elems[0].err));
+                   refused, rd_kafka_err2str(why));
+    }
 }
 
 void ksafe__consumer_serve_commits(ksafe_consumer *c)

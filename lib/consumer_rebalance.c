@@ -51,11 +51,12 @@ static void assigned(ksafe_consumer *c, int cooperative,
                    "records cannot be marked",
                    parts->cnt);
     c->assigned_once = 1;
-    if (c->on_assigned) {
-        c->assigning = parts;
+    c->assigning = parts;
+    if (c->loop_on_assign)
+        c->loop_on_assign(c, parts, c->loop_arg);
+    if (c->on_assigned)
         c->on_assigned(c, parts, c->rebalance_payload);
-        c->assigning = NULL;
-    }
+    c->assigning = NULL;
     /* Start offsets go into the assignment itself: a seek right after
      * assign races with the committed-offset fetch. */
     start = rd_kafka_topic_partition_list_copy(parts);

@@ -46,7 +46,16 @@ typedef struct loop {
     uint64_t rng;
     int rc;            /* first fatal outcome; ends the loop */
     ksafe_error *err;
+    /* dedup: per batch slot, the record's key and whether it is a
+     * duplicate; the fresh records handed to a batch handler */
+    char *keys;
+    size_t *klen;
+    unsigned char *dup;
+    rd_kafka_message_t **fresh;
+    char group[256];
 } loop;
+
+#define KEY_MAX 512
 
 static const ksafe_loop_options loop_defaults = KSAFE_LOOP_OPTIONS_INIT;
 
@@ -130,6 +139,17 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
                                 "on_failure is KSAFE_FAILURE_DEAD_LETTER: "
                                 "dead_letter_topic and dead_letter_producer "
                                 "are required");
+    if (o->dedup_store && !o->dedup_key)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "dedup_store is set but dedup_key is NULL: "
+                                "say what makes two records the same");
+    if (o->dedup_store && o->semantics != KSAFE_AT_LEAST_ONCE)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "deduplication needs KSAFE_AT_LEAST_ONCE: "
+                                "at-most-once never sees a record twice");
+    if (o->dedup_offsets && !o->dedup_store)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "dedup_offsets needs a dedup_store");
     if (o->max_buffered_per_partition < 1)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "max_buffered_per_partition must be >= 1");
@@ -474,15 +494,143 @@ static int requeue(loop *L, size_t from)
     return 0;
 }
 
+/* ---- deduplication ----------------------------------------------------- */
+
+/* Partitions assigned to us start where the store says their effects end. */
+static void on_assign(ksafe_consumer *c,
+                      const rd_kafka_topic_partition_list_t *parts, void *arg)
+{
+    loop *L = arg;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
+    ksafe_error e;
+    int i;
+
+    for (i = 0; i < l->cnt; i++)
+        l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    if (ksafe_dedup_load_offsets(L->o->dedup_store, L->group, l, NULL, &e)) {
+        /* Safe to go on: the committed offset is at or before the store's,
+         * and the marks skip what was already done. */
+        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "DEDUP",
+                   "could not load offsets from the store (%s): starting "
+                   "from the committed offsets",
+                   e.message);
+    } else {
+        for (i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset >= 0 &&
+                ksafe_consumer_seek(c, l->elems[i].topic,
+                                    l->elems[i].partition, l->elems[i].offset,
+                                    &e))
+                ksafe__log(&c->cl, KSAFE_LOG_WARNING, "DEDUP", "%s",
+                           e.message);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void copy_error(ksafe_error *to, const ksafe_error *from)
+{
+    snprintf(to->message, sizeof(to->message), "%s", from->message);
+    to->code = from->code;
+    to->rdkafka_code = from->rdkafka_code;
+}
+
+/*
+ * One store transaction over the whole batch: claims, the handler on the
+ * records not done yet, marks, offsets, commit. Returns 0 when every record
+ * is settled (handled or a duplicate); otherwise the transaction is rolled
+ * back, *fail is the record to blame and *r, *he say why.
+ */
+static int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
+                       size_t *fail, size_t *handled)
+{
+    const ksafe_loop_options *o = L->o;
+    ksafe_dedup_store *s = o->dedup_store;
+    size_t i, nfresh = 0, ok = 0;
+    ksafe_error e;
+
+    *fail = 0;
+    *r = KSAFE_HANDLER_RETRY; /* store trouble is transient until proven */
+    if (ksafe_dedup_begin(s, &e)) {
+        copy_error(he, &e);
+        return -1;
+    }
+    for (i = 0; i < L->blen; i++) {
+        const ksafe_message *m = (const ksafe_message *)L->batch[i];
+        char *key = L->keys + i * KEY_MAX;
+        ksafe_dedup_status st;
+
+        if (ksafe_dedup_key_extract(o->dedup_key, m, key, KEY_MAX, &L->klen[i],
+                                    &e)) {
+            *r = KSAFE_HANDLER_FAIL; /* the record itself is bad */
+            *fail = i;
+            copy_error(he, &e);
+            goto rollback;
+        }
+        if (ksafe_dedup_claim(s, key, L->klen[i], &st, &e)) {
+            *fail = i;
+            copy_error(he, &e);
+            goto rollback;
+        }
+        L->dup[i] = st == KSAFE_DEDUP_DUPLICATE;
+        if (!L->dup[i])
+            L->fresh[nfresh++] = L->batch[i];
+    }
+    if (nfresh) {
+        if (o->handler)
+            *r = o->handler((const ksafe_message *)L->fresh[0], he,
+                            o->payload);
+        else
+            *r = o->batch_handler((const ksafe_message *const *)L->fresh,
+                                  nfresh, &ok, he, o->payload);
+        if (*r != KSAFE_HANDLER_OK) {
+            rd_kafka_message_t *bad = L->fresh[ok < nfresh ? ok : nfresh - 1];
+            for (*fail = 0; L->batch[*fail] != bad; (*fail)++)
+                ;
+            goto rollback;
+        }
+    }
+    *r = KSAFE_HANDLER_RETRY;
+    for (i = 0; i < L->blen; i++) {
+        const rd_kafka_message_t *m = L->batch[i];
+        if ((!L->dup[i] &&
+             ksafe_dedup_mark(s, L->keys + i * KEY_MAX, L->klen[i], &e)) ||
+            (o->dedup_offsets &&
+             ksafe_dedup_store_offset(s, L->group, rd_kafka_topic_name(m->rkt),
+                                      m->partition, m->offset + 1, &e))) {
+            *fail = i;
+            copy_error(he, &e);
+            goto rollback;
+        }
+    }
+    if (ksafe_dedup_commit(s, &e)) { /* rolled back by the store */
+        copy_error(he, &e);
+        return -1;
+    }
+    *handled = nfresh;
+    L->st->duplicates += L->blen - nfresh;
+    return 0;
+rollback:
+    ksafe_dedup_rollback(s, NULL);
+    return -1;
+}
+
 static void handle_batch(loop *L)
 {
     const ksafe_loop_options *o = L->o;
     ksafe_handler_result r = KSAFE_HANDLER_OK;
     ksafe_error he;
-    size_t k = 0, i;
+    size_t k = 0, i, f = 0;
 
     memset(&he, 0, sizeof(he));
-    if (o->semantics == KSAFE_AT_MOST_ONCE) {
+    if (o->dedup_store) {
+        size_t handled = 0;
+        if (dedup_batch(L, &r, &he, &f, &handled) == 0) {
+            k = L->blen;
+            for (i = 0; i < k; i++)
+                if (mark(L, L->batch[i]))
+                    return;
+            L->st->processed += handled;
+        }
+    } else if (o->semantics == KSAFE_AT_MOST_ONCE) {
         for (i = 0; i < L->blen; i++)
             if (mark(L, L->batch[i]))
                 return;
@@ -515,7 +663,7 @@ static void handle_batch(loop *L)
             if (mark(L, L->batch[i]))
                 return;
     }
-    if (o->semantics == KSAFE_AT_LEAST_ONCE)
+    if (o->semantics == KSAFE_AT_LEAST_ONCE && !o->dedup_store)
         L->st->processed += k;
     /* A partition whose record succeeded starts its next record afresh. */
     if (L->blocked || L->n_parts)
@@ -527,7 +675,10 @@ static void handle_batch(loop *L)
     for (i = 0; i < k; i++)
         rd_kafka_message_destroy(L->batch[i]);
     if (k < L->blen) {
-        rd_kafka_message_t *m = L->batch[k];
+        /* Without dedup the failing record follows the k that succeeded;
+         * a dedup batch is all or nothing and names its culprit. */
+        size_t fi = o->dedup_store ? f : k;
+        rd_kafka_message_t *m = L->batch[fi];
         lpart *p = part_get(L, m);
         int s;
 
@@ -537,15 +688,18 @@ static void handle_batch(loop *L)
             return;
         }
         s = settle_failure(L, p, m, r, &he);
+        memmove(L->batch, L->batch + k, (L->blen - k) * sizeof(*L->batch));
+        L->blen -= k;
+        fi -= k;
         if (s == 1) {
             p->attempts = 0;
             if (mark(L, m))
                 return;
             rd_kafka_message_destroy(m);
-            k++;
+            memmove(L->batch + fi, L->batch + fi + 1,
+                    (L->blen - fi - 1) * sizeof(*L->batch));
+            L->blen--;
         }
-        memmove(L->batch, L->batch + k, (L->blen - k) * sizeof(*L->batch));
-        L->blen -= k;
         requeue(L, 0);
         update_blocked(L, p);
     } else {
@@ -680,6 +834,16 @@ static void collect(loop *L)
 
 /* ---- run --------------------------------------------------------------- */
 
+static void loop_free(loop *L)
+{
+    free(L->batch);
+    free(L->parts);
+    free(L->keys);
+    free(L->klen);
+    free(L->dup);
+    free(L->fresh);
+}
+
 int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
               ksafe_error *err)
 {
@@ -718,9 +882,24 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     L.rng = (uint64_t)ksafe__now_ms() * 2654435761u ^ (uint64_t)getpid();
     if (!L.rng)
         L.rng = 1;
-    if (!(L.batch = malloc(L.bmax * sizeof(*L.batch))))
+    L.batch = malloc(L.bmax * sizeof(*L.batch));
+    if (opts->dedup_store) {
+        size_t size = sizeof(L.group);
+        L.keys = malloc(L.bmax * KEY_MAX);
+        L.klen = malloc(L.bmax * sizeof(*L.klen));
+        L.dup = malloc(L.bmax);
+        L.fresh = malloc(L.bmax * sizeof(*L.fresh));
+        if (rd_kafka_conf_get(rd_kafka_conf(L.rk), "group.id", L.group,
+                              &size) != RD_KAFKA_CONF_OK)
+            L.group[0] = '\0';
+    }
+    if (!L.batch || (opts->dedup_store &&
+                     (!L.keys || !L.klen || !L.dup || !L.fresh))) {
+        loop_free(&L);
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
+    }
     c->loop_on_revoke = on_revoke;
+    c->loop_on_assign = opts->dedup_offsets ? on_assign : NULL;
     c->loop_arg = &L;
 
     rebalances_before = c->rebalances;
@@ -748,13 +927,13 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
         part_remove(&L, &L.parts[0]);
     rc = L.rc;
     c->loop_on_revoke = NULL; /* closing revokes everything: not ours */
+    c->loop_on_assign = NULL;
     c->loop_arg = NULL;
     if (ksafe_consumer_close(c, &cerr) && !rc)
         rc = ksafe__error_set(err, cerr.code, cerr.rdkafka_code, cerr.flags,
                               "%s", cerr.message);
     L.st->commits = c->commits_sent - commits_before;
-    free(L.batch);
-    free(L.parts);
+    loop_free(&L);
     return rc;
 }
 

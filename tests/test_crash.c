@@ -7,6 +7,11 @@
  * times (the seed is printed; set KSAFE_CRASH_SEED to replay) and restarted
  * each time. At the end every record was handled at least once, and what
  * each restart handled again is bounded by the commit policy.
+ *
+ * Then the same with deduplication: tests/dedup_worker.c writes each
+ * record's effect to a database table in the transaction of its dedup mark
+ * (SQLite, one member; PostgreSQL, two members so that partitions move
+ * between them), and after ten SIGKILLs every effect is there exactly once.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -16,6 +21,12 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#ifdef TEST_HAVE_SQLITE
+#include <sqlite3.h>
+#endif
+#ifdef TEST_HAVE_PG
+#include <libpq-fe.h>
+#endif
 
 #define RECORDS 20000
 #define PARTITIONS 8
@@ -177,6 +188,188 @@ START_TEST(sigkilled_loop_loses_nothing_and_redelivers_within_policy)
 }
 END_TEST
 
+
+/* ---- the same with deduplication in a database ------------------------- */
+
+#if defined(TEST_HAVE_SQLITE) || defined(TEST_HAVE_PG)
+
+typedef struct db_counts {
+    long rows, distinct;
+} db_counts;
+
+typedef struct dbctx {
+    const char *store; /* worker argument: sqlite:PATH or pg:CONNINFO */
+    char prefix[48];
+#ifdef TEST_HAVE_SQLITE
+    sqlite3 *db;
+#endif
+#ifdef TEST_HAVE_PG
+    PGconn *pg;
+#endif
+} dbctx;
+
+static db_counts db_count(dbctx *d)
+{
+    char sql[160];
+    db_counts n = {0, 0};
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*), count(DISTINCT v) FROM %s_applied", d->prefix);
+#ifdef TEST_HAVE_PG
+    if (d->pg) {
+        PGresult *r = PQexec(d->pg, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            n.rows = atol(PQgetvalue(r, 0, 0));
+            n.distinct = atol(PQgetvalue(r, 0, 1));
+        }
+        PQclear(r);
+        return n;
+    }
+#endif
+#ifdef TEST_HAVE_SQLITE
+    {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(d->db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            n.rows = sqlite3_column_int64(st, 0);
+            n.distinct = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+#endif
+    return n;
+}
+
+static pid_t spawn_dedup(const char *worker, const char *topic,
+                         const char *group, dbctx *d)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        execl(worker, worker, ksafe_test_cluster_bootstrap(tc), topic, group,
+              d->store, d->prefix, (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+/* Waits until the applied rows grew past `from` (the worker is busy). */
+static void wait_busy(dbctx *d, long from)
+{
+    time_t deadline = time(NULL) + 60;
+
+    while (db_count(d).rows <= from && time(NULL) < deadline)
+        sleep_ms(5);
+    ck_assert_msg(db_count(d).rows > from, "worker never started");
+}
+
+/*
+ * `members` workers run at once; KILLS times one of them (in turn) is
+ * SIGKILLed mid-work and started again, so partitions move between members
+ * each time. Every record's effect must be in the table exactly once.
+ */
+static void dedup_crash(dbctx *d, int members)
+{
+    const char *worker = getenv("KSAFE_DEDUP_WORKER");
+    char topic[64], group[64];
+    pid_t pid[2];
+    int kill_no, m, status;
+    ksafe_error err;
+    db_counts n;
+    time_t deadline;
+
+    ck_assert_msg(worker && *worker, "KSAFE_DEDUP_WORKER is not set");
+    ksafe_test_unique_name(topic, sizeof(topic), "dcrash");
+    ksafe_test_unique_name(group, sizeof(group), "dcrash-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTITIONS, &err),
+                 err);
+    test_produce(tc, topic, 0, RECORDS);
+    for (m = 0; m < members; m++) {
+        pid[m] = spawn_dedup(worker, topic, group, d);
+        wait_busy(d, db_count(d).rows); /* one creates the tables first */
+    }
+    for (kill_no = 0; kill_no < KILLS; kill_no++) {
+        int victim = kill_no % members;
+        sleep_ms(50 + rand() % 450);
+        kill(pid[victim], SIGKILL);
+        ck_assert_int_eq(waitpid(pid[victim], &status, 0), pid[victim]);
+        n = db_count(d);
+        printf("%s kill %2d: member %d, rows %ld, distinct %ld\n", d->store,
+               kill_no, victim, n.rows, n.distinct);
+        ck_assert_int_lt(n.distinct, RECORDS); /* killed mid-work */
+        pid[victim] = spawn_dedup(worker, topic, group, d);
+        wait_busy(d, n.rows);
+    }
+    deadline = time(NULL) + 180;
+    while (db_count(d).distinct < RECORDS && time(NULL) < deadline)
+        sleep_ms(200);
+    for (m = 0; m < members; m++) {
+        kill(pid[m], SIGTERM);
+        ck_assert_int_eq(waitpid(pid[m], &status, 0), pid[m]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "member %d did not stop cleanly (status %d)", m, status);
+    }
+    n = db_count(d);
+    printf("%s: %d kills, %d members: rows %ld, distinct %ld of %d\n",
+           d->store, KILLS, members, n.rows, n.distinct, RECORDS);
+    ck_assert_int_eq(n.distinct, RECORDS); /* 0 lost */
+    ck_assert_int_eq(n.rows, RECORDS);     /* 0 duplicate effects */
+}
+
+static void unique_prefix(char *buf, size_t size)
+{
+    static int counter;
+    snprintf(buf, size, "t%ld_%d_%ld", (long)getpid(), ++counter,
+             (long)time(NULL) % 100000);
+}
+
+#endif
+
+#ifdef TEST_HAVE_SQLITE
+START_TEST(sigkilled_sqlite_dedup_applies_each_effect_once)
+{
+    char path[] = "/tmp/ksafe-dcrash-XXXXXX", dbfile[600], store[620];
+    dbctx d;
+
+    memset(&d, 0, sizeof(d));
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    snprintf(dbfile, sizeof(dbfile), "%s/effects.db", path);
+    snprintf(store, sizeof(store), "sqlite:%s", dbfile);
+    d.store = store;
+    unique_prefix(d.prefix, sizeof(d.prefix));
+    ck_assert_int_eq(sqlite3_open(dbfile, &d.db), SQLITE_OK);
+    sqlite3_busy_timeout(d.db, 5000);
+    dedup_crash(&d, 1);
+    sqlite3_close(d.db);
+}
+END_TEST
+#endif
+
+#ifdef TEST_HAVE_PG
+START_TEST(sigkilled_pg_group_applies_each_effect_once)
+{
+    const char *conninfo = getenv("KSAFE_TEST_PG");
+    char store[600];
+    dbctx d;
+
+    if (!conninfo || !*conninfo) {
+        printf("SKIP: KSAFE_TEST_PG is not set (eval \"$(.ci/postgres.sh "
+               "start)\" starts a server)\n");
+        return;
+    }
+    memset(&d, 0, sizeof(d));
+    snprintf(store, sizeof(store), "pg:%s", conninfo);
+    d.store = store;
+    unique_prefix(d.prefix, sizeof(d.prefix));
+    d.pg = PQconnectdb(conninfo);
+    ck_assert_int_eq(PQstatus(d.pg), CONNECTION_OK);
+    dedup_crash(&d, 2); /* two members: partitions move between them */
+    PQfinish(d.pg);
+}
+END_TEST
+#endif
+
 static Suite *crash_suite(void)
 {
     Suite *s = suite_create("crash");
@@ -185,6 +378,12 @@ static Suite *crash_suite(void)
     tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
     tcase_set_timeout(t, 600);
     tcase_add_test(t, sigkilled_loop_loses_nothing_and_redelivers_within_policy);
+#ifdef TEST_HAVE_SQLITE
+    tcase_add_test(t, sigkilled_sqlite_dedup_applies_each_effect_once);
+#endif
+#ifdef TEST_HAVE_PG
+    tcase_add_test(t, sigkilled_pg_group_applies_each_effect_once);
+#endif
     suite_add_tcase(s, t);
     return s;
 }

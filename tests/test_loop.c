@@ -567,6 +567,206 @@ START_TEST(at_most_once_loses_failed_records_by_design)
 }
 END_TEST
 
+
+/* ---- deduplication ----------------------------------------------------- */
+
+/* Sends value "value-<i>" with header event-id "evt-<id>" for each id. */
+static void produce_events(const char *topic, const int *ids, int n)
+{
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    int i;
+
+    ksafe_test_cluster_producer_options(tc, &o);
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    for (i = 0; i < n; i++) {
+        char value[32], evt[32];
+        ksafe_header h;
+        ksafe_record r = KSAFE_RECORD_INIT;
+        snprintf(value, sizeof(value), "value-%d", i);
+        snprintf(evt, sizeof(evt), "evt-%d", ids[i]);
+        h.name = "event-id";
+        h.value = evt;
+        h.value_len = strlen(evt);
+        r.topic = topic;
+        r.value = value;
+        r.value_len = strlen(value);
+        if (ids[i] >= 0) {
+            r.headers = &h;
+            r.header_count = 1;
+        }
+        ck_assert_ok(ksafe_producer_send(p, &r, &err), err);
+    }
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+
+typedef struct applied {
+    ksafe_consumer *c;
+    int by_event[100];
+    int total, stop_after;
+} applied;
+
+static ksafe_handler_result apply_event(const ksafe_message *m,
+                                        ksafe_error *err, void *payload)
+{
+    applied *a = payload;
+    const void *v;
+    size_t len;
+    int id;
+    char buf[16];
+
+    (void)err;
+    ck_assert_int_eq(ksafe_message_header(m, "event-id", &v, &len), 0);
+    ck_assert_int_lt(len, sizeof(buf));
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    ck_assert_int_eq(sscanf(buf, "evt-%d", &id), 1);
+    a->by_event[id]++;
+    if (++a->total == a->stop_after)
+        ksafe_consumer_stop(a->c);
+    return KSAFE_HANDLER_OK;
+}
+
+/* The producer sent some events twice (a retry outside idempotence): each
+ * is applied once and the repeats are counted as duplicates. */
+START_TEST(dedup_applies_producer_duplicates_once)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_memory_options mo = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_loop_stats st;
+    ksafe_consumer *c;
+    ksafe_error err;
+    applied a;
+    int ids[61], i;
+
+    for (i = 0; i < 50; i++)
+        ids[i] = i;
+    for (i = 50; i < 60; i++)
+        ids[i] = (i - 50) * 3; /* events 0, 3, ..., 27 again */
+    ids[60] = 99;              /* the last one: the handler stops there */
+    ksafe_test_unique_name(topic, sizeof(topic), "loop-dedup");
+    ksafe_test_unique_name(group, sizeof(group), "loop-dedup-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 1, &err), err);
+    produce_events(topic, ids, 61);
+    mo.capacity = 1000;
+    ck_assert_ok(ksafe_dedup_memory_new(&store, &mo, &err), err);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "header:event-id", &err), err);
+    c = test_subscribed(tc, topic, group);
+    memset(&a, 0, sizeof(a));
+    a.c = c;
+    a.stop_after = 51;
+    lo.handler = apply_event;
+    lo.payload = &a;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.stats = &st;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    for (i = 0; i < 50; i++)
+        ck_assert_msg(a.by_event[i] == 1, "event %d applied %d times", i,
+                      a.by_event[i]);
+    ck_assert_int_eq(a.by_event[99], 1);
+    ck_assert_uint_eq(st.processed, 51);
+    ck_assert_uint_eq(st.duplicates, 10);
+    ksafe_consumer_free(c);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+
+/* A record without the key the store needs fails for good: the stop policy
+ * names it. */
+START_TEST(dedup_record_without_key_fails_by_policy)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_memory_options mo = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_consumer *c;
+    ksafe_error err;
+    int64_t committed[1];
+    applied a;
+    int ids[5] = {0, 1, -1, 3, 4}; /* the third has no event-id header */
+
+    ksafe_test_unique_name(topic, sizeof(topic), "loop-nokey");
+    ksafe_test_unique_name(group, sizeof(group), "loop-nokey-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 1, &err), err);
+    produce_events(topic, ids, 5);
+    mo.capacity = 100;
+    ck_assert_ok(ksafe_dedup_memory_new(&store, &mo, &err), err);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "header:event-id", &err), err);
+    c = test_subscribed(tc, topic, group);
+    memset(&a, 0, sizeof(a));
+    a.c = c;
+    lo.handler = apply_event;
+    lo.payload = &a;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.commit_every_records = 1;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EHANDLER);
+    ck_assert_msg(strstr(err.message, "[0] offset 2") != NULL, "%s",
+                  err.message);
+    ck_assert_ptr_nonnull(strstr(err.message, "event-id"));
+    ck_assert_int_eq(a.total, 2);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 2);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+
+#ifdef TEST_HAVE_SQLITE
+/* Offsets kept with the effects: a partition assigned to the loop starts
+ * where the store says its effects end, not at the group's committed
+ * offset. */
+START_TEST(dedup_offsets_start_where_the_effects_end)
+{
+    char topic[64], group[64], path[] = "/tmp/ksafe-loopdb-XXXXXX", db[600];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_sqlite_options so = KSAFE_DEDUP_SQLITE_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_consumer *c;
+    ksafe_error err;
+    seen s;
+    int i;
+
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    snprintf(db, sizeof(db), "%s/effects.db", path);
+    topic_with(topic, sizeof(topic), "loop-dboff", 1, 100);
+    ksafe_test_unique_name(group, sizeof(group), "loop-dboff-g");
+    so.path = db;
+    ck_assert_ok(ksafe_dedup_sqlite_new(&store, &so, &err), err);
+    /* an earlier run's effects ended at offset 60, its commit never came */
+    ck_assert_ok(ksafe_dedup_begin(store, &err), err);
+    ck_assert_ok(ksafe_dedup_store_offset(store, group, topic, 0, 60, &err),
+                 err);
+    ck_assert_ok(ksafe_dedup_commit(store, &err), err);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "position", &err), err);
+    c = test_subscribed(tc, topic, group);
+    seen_init(&s, c);
+    lo.handler = record_handler;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.dedup_offsets = 1;
+    ck_assert_ok(run(c, &lo, &s, 40, &err), err);
+    for (i = 0; i < 60; i++)
+        ck_assert_msg(s.calls[i] == 0, "record %d handled again", i);
+    for (i = 60; i < 100; i++)
+        ck_assert_int_eq(s.ok[i], 1);
+    ksafe_consumer_free(c);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+#endif
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
@@ -584,6 +784,11 @@ static Suite *loop_suite(void)
     tcase_add_test(t, backpressure_pauses_and_resumes);
     tcase_add_test(t, stop_from_signal_commits_what_was_marked);
     tcase_add_test(t, at_most_once_loses_failed_records_by_design);
+    tcase_add_test(t, dedup_applies_producer_duplicates_once);
+    tcase_add_test(t, dedup_record_without_key_fails_by_policy);
+#ifdef TEST_HAVE_SQLITE
+    tcase_add_test(t, dedup_offsets_start_where_the_effects_end);
+#endif
     suite_add_tcase(s, t);
     return s;
 }

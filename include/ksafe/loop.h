@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "consumer.h"
+#include "dedup.h"
 #include "error.h"
 #include "producer.h"
 
@@ -113,12 +114,30 @@ typedef struct ksafe_loop_options {
     size_t max_buffered_per_partition; /**< pause above this; default 1000 */
     int poll_timeout_ms;               /**< default 100 */
     ksafe_loop_stats *stats;           /**< optional, filled as it runs */
+    /*
+     * Deduplication (ksafe/dedup.h). With a store, each record's key is
+     * claimed before the handler runs; a key already done is skipped and
+     * counted in stats.duplicates. The claim, the handler's effects (when
+     * they use the store's database connection) and the mark commit in one
+     * store transaction: one per record with `handler`, one per batch with
+     * `batch_handler` (then a batch is all or nothing: on a failure every
+     * record of it is handed again, its effects rolled back with the
+     * transaction). A record whose key cannot be extracted fails for good
+     * (the failure policy applies).
+     */
+    ksafe_dedup_store *dedup_store;   /**< borrowed; NULL: no dedup */
+    const ksafe_dedup_key *dedup_key; /**< borrowed; required with a store */
+    /** 1: the store also keeps each partition's next offset with the marks,
+     * and partitions assigned to this member start from it, so a database
+     * sink sees each record's effects once even across crashes and
+     * rebalances. */
+    int dedup_offsets;
 } ksafe_loop_options;
 
 #define KSAFE_LOOP_OPTIONS_INIT                                              \
     { KSAFE_LOOP_OPTIONS_VERSION, NULL, NULL, NULL, 100, 100,                \
       KSAFE_AT_LEAST_ONCE, 1000, 1000, 5, 100, 2.0, 10000, 0.2,              \
-      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL }
+      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL, NULL, NULL, 0 }
 
 /** Sets `opts` to the defaults of `version`. */
 KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
