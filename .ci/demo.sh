@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash .ci/deps.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build
-./build/samples/roundtrip
+./build/samples/demo

@@ -22,64 +22,6 @@ static void cluster_down(void)
     tc = NULL;
 }
 
-typedef struct reports {
-    int delivered, failed;
-} reports;
-
-static void on_delivery(const ksafe_delivery *d, void *payload)
-{
-    reports *r = payload;
-    if (d->error)
-        r->failed++;
-    else
-        r->delivered++;
-}
-
-/* Sends "value-<i>" with key "key-<i % 10>" for i in [from, to). */
-static void produce_range(const char *topic, int from, int to)
-{
-    ksafe_producer_options o;
-    ksafe_producer *p;
-    ksafe_error err;
-    reports r = {0, 0};
-    int i;
-
-    ksafe_test_cluster_producer_options(tc, &o);
-    o.on_delivery = on_delivery;
-    o.delivery_payload = &r;
-    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
-    for (i = from; i < to; i++) {
-        char key[32], value[32];
-        ksafe_record rec = KSAFE_RECORD_INIT;
-        snprintf(key, sizeof(key), "key-%d", i % 10);
-        snprintf(value, sizeof(value), "value-%d", i);
-        rec.topic = topic;
-        rec.key = key;
-        rec.key_len = strlen(key);
-        rec.value = value;
-        rec.value_len = strlen(value);
-        ck_assert_ok(ksafe_producer_send(p, &rec, &err), err);
-    }
-    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
-    ck_assert_int_eq(r.delivered, to - from);
-    ck_assert_int_eq(r.failed, 0);
-    ck_assert_ok(ksafe_producer_close(p, &err), err);
-    ksafe_producer_free(p);
-}
-
-static ksafe_consumer *subscribed(const char *topic, const char *group)
-{
-    ksafe_consumer_options o;
-    ksafe_consumer *c;
-    ksafe_error err;
-
-    ksafe_test_cluster_consumer_options(tc, &o, group);
-    o.log_cb = test_quiet_log;
-    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
-    ck_assert_ok(ksafe_consumer_subscribe(c, &topic, 1, &err), err);
-    return c;
-}
-
 /* Polls until `want` records arrived (or 30 s), recording each value seen.
  * Marks each record processed when `mark` is set. */
 static int consume(ksafe_consumer *c, int want, int *seen, int mark)
@@ -110,35 +52,22 @@ static int consume(ksafe_consumer *c, int want, int *seen, int mark)
     return got;
 }
 
-/* The committed offsets of `group` summed over the topic's partitions; -1
- * for a partition with none. */
+/* The committed offsets of `group` summed over the topic's partitions;
+ * *without counts partitions with none. */
 static int64_t committed_total(const char *topic, const char *group,
                                int *without)
 {
-    ksafe_consumer_options o;
-    rd_kafka_topic_partition_list_t *l;
-    ksafe_consumer *c;
-    ksafe_error err;
-    int64_t total = 0;
+    int64_t off[PARTITIONS], total = 0;
     int i;
 
-    ksafe_test_cluster_consumer_options(tc, &o, group);
-    o.log_cb = test_quiet_log;
-    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
-    l = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (i = 0; i < PARTITIONS; i++)
-        rd_kafka_topic_partition_list_add(l, topic, i);
-    ck_assert_int_eq(rd_kafka_committed(ksafe_consumer_rdkafka(c), l, 10000),
-                     0);
+    test_committed(tc, topic, group, PARTITIONS, off);
     *without = 0;
-    for (i = 0; i < l->cnt; i++) {
-        if (l->elems[i].offset < 0)
+    for (i = 0; i < PARTITIONS; i++) {
+        if (off[i] < 0)
             (*without)++;
         else
-            total += l->elems[i].offset;
+            total += off[i];
     }
-    rd_kafka_topic_partition_list_destroy(l);
-    ksafe_consumer_free(c);
     return total;
 }
 
@@ -154,9 +83,9 @@ START_TEST(records_round_trip_with_safe_presets)
     ksafe_test_unique_name(group, sizeof(group), "rt-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTITIONS, &err),
                  err);
-    produce_range(topic, 0, N_RECORDS);
+    test_produce(tc, topic, 0, N_RECORDS);
 
-    c = subscribed(topic, group);
+    c = test_subscribed(tc, topic, group);
     ck_assert_int_eq(consume(c, N_RECORDS, seen, 1), N_RECORDS);
     for (i = 0; i < N_RECORDS; i++)
         ck_assert_msg(seen[i] == 1, "value-%d seen %d times", i, seen[i]);
@@ -187,8 +116,8 @@ START_TEST(records_keep_order_per_key)
     ksafe_test_unique_name(group, sizeof(group), "order-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTITIONS, &err),
                  err);
-    produce_range(topic, 0, N_RECORDS);
-    c = subscribed(topic, group);
+    test_produce(tc, topic, 0, N_RECORDS);
+    c = test_subscribed(tc, topic, group);
     while (got < N_RECORDS && time(NULL) < deadline) {
         ksafe_message *m;
         const char *v;
@@ -231,9 +160,9 @@ START_TEST(closing_without_marking_commits_nothing)
     ksafe_test_unique_name(group, sizeof(group), "noauto-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTITIONS, &err),
                  err);
-    produce_range(topic, 0, N_RECORDS);
+    test_produce(tc, topic, 0, N_RECORDS);
 
-    c = subscribed(topic, group);
+    c = test_subscribed(tc, topic, group);
     ck_assert_int_eq(consume(c, N_RECORDS, seen, 0), N_RECORDS);
     ck_assert_ok(ksafe_consumer_close(c, &err), err);
     ksafe_consumer_free(c);
@@ -241,7 +170,7 @@ START_TEST(closing_without_marking_commits_nothing)
     ck_assert_int_eq(without, PARTITIONS);
 
     memset(seen, 0, sizeof(seen));
-    c = subscribed(topic, group);
+    c = test_subscribed(tc, topic, group);
     ck_assert_int_eq(consume(c, N_RECORDS, seen, 0), N_RECORDS);
     ksafe_consumer_free(c);
 }
@@ -259,8 +188,8 @@ START_TEST(commit_carries_only_marked_records)
     ksafe_test_unique_name(topic, sizeof(topic), "marked");
     ksafe_test_unique_name(group, sizeof(group), "marked-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 1, &err), err);
-    produce_range(topic, 0, 50);
-    c = subscribed(topic, group);
+    test_produce(tc, topic, 0, 50);
+    c = test_subscribed(tc, topic, group);
     while (got < 50 && time(NULL) < deadline) {
         ksafe_message *m;
         ck_assert_ok(ksafe_consumer_poll(c, 200, &m, &err), err);
