@@ -36,6 +36,17 @@ int ksafe__conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
 
 /* ---- validation -------------------------------------------------------- */
 
+int ksafe__check_range(ksafe_error *err, const char *field, long long value,
+                       long long lo, long long hi)
+{
+    if (value >= lo && value <= hi)
+        return 0;
+    return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                            "%s is %lld, outside %lld..%lld", field, value,
+                            lo, hi);
+}
+
+
 static int is_sasl(ksafe_security_protocol p)
 {
     return p == KSAFE_SECURITY_SASL_PLAINTEXT || p == KSAFE_SECURITY_SASL_SSL;

@@ -26,16 +26,6 @@ int ksafe_consumer_options_init(ksafe_consumer_options *opts,
 static int check_instance_id(const char *id, const char *what,
                              ksafe_error *err);
 
-static int check_range(ksafe_error *err, const char *field, long long value,
-                       long long lo, long long hi)
-{
-    if (value >= lo && value <= hi)
-        return 0;
-    return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                            "%s is %lld, outside %lld..%lld", field, value,
-                            lo, hi);
-}
-
 int ksafe_consumer_options_validate(const ksafe_consumer_options *o,
                                     ksafe_error *err)
 {
@@ -76,11 +66,11 @@ int ksafe_consumer_options_validate(const ksafe_consumer_options *o,
                                 "assignment_strategy %d is not a "
                                 "ksafe_assignment_strategy value",
                                 (int)o->assignment_strategy);
-    if ((rc = check_range(err, "session_timeout_ms", o->session_timeout_ms, 1,
+    if ((rc = ksafe__check_range(err, "session_timeout_ms", o->session_timeout_ms, 1,
                           3600000)) ||
-        (rc = check_range(err, "heartbeat_interval_ms",
+        (rc = ksafe__check_range(err, "heartbeat_interval_ms",
                           o->heartbeat_interval_ms, 1, 3600000)) ||
-        (rc = check_range(err, "max_poll_interval_ms", o->max_poll_interval_ms,
+        (rc = ksafe__check_range(err, "max_poll_interval_ms", o->max_poll_interval_ms,
                           1, 86400000)))
         return rc;
     if ((long long)o->heartbeat_interval_ms * 3 > o->session_timeout_ms)

@@ -76,7 +76,11 @@ typedef struct ksafe__client {
     size_t n_secrets;
 } ksafe__client;
 
-/* Checks the shared fields. `kind` only flavours messages. */
+/* 0 if lo <= value <= hi, else KSAFE_EINVAL naming `field` and the range. */
+int ksafe__check_range(ksafe_error *err, const char *field, long long value,
+                       long long lo, long long hi);
+
+/* Checks the shared fields. */
 int ksafe__client_validate(const ksafe__client_view *v, ksafe_error *err);
 
 /* Sets the typed shared fields on `conf` and installs the log bridge. */

@@ -23,16 +23,6 @@ int ksafe_producer_options_init(ksafe_producer_options *opts,
     return 0;
 }
 
-static int check_range(ksafe_error *err, const char *field, long long value,
-                       long long lo, long long hi)
-{
-    if (value >= lo && value <= hi)
-        return 0;
-    return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                            "%s is %lld, outside %lld..%lld", field, value,
-                            lo, hi);
-}
-
 /*
  * Raw properties the producer's own machinery depends on. The general guard
  * (client.c) lets allow_unsafe through; these it must not: transactions
@@ -93,7 +83,7 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
     KSAFE__CLIENT_VIEW(v, opts);
     if ((rc = ksafe__client_validate(&v, err)))
         return rc;
-    if ((rc = check_range(err, "max_in_flight", opts->max_in_flight, 1, 5)))
+    if ((rc = ksafe__check_range(err, "max_in_flight", opts->max_in_flight, 1, 5)))
         return rc == KSAFE_EINVAL && opts->max_in_flight > 5
                    ? ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                       "max_in_flight is %d: the idempotent "
@@ -101,10 +91,10 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
                                       "requests in flight",
                                       opts->max_in_flight)
                    : rc;
-    if ((rc = check_range(err, "delivery_timeout_ms", opts->delivery_timeout_ms,
+    if ((rc = ksafe__check_range(err, "delivery_timeout_ms", opts->delivery_timeout_ms,
                           1, 2147483647)))
         return rc;
-    if ((rc = check_range(err, "linger_ms", opts->linger_ms, 0, 900000)))
+    if ((rc = ksafe__check_range(err, "linger_ms", opts->linger_ms, 0, 900000)))
         return rc;
     if ((unsigned)opts->compression > KSAFE_COMPRESSION_ZSTD)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
@@ -116,7 +106,7 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
                                 "queue_full %d is not a "
                                 "ksafe_queue_full_policy value",
                                 (int)opts->queue_full);
-    if ((rc = check_range(err, "queue_full_timeout_ms",
+    if ((rc = ksafe__check_range(err, "queue_full_timeout_ms",
                           opts->queue_full_timeout_ms, 0, 2147483647)))
         return rc;
     if ((unsigned)opts->partitioner > KSAFE_PARTITIONER_FNV1A_RANDOM)
@@ -131,7 +121,7 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
             return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                     "transactional_id is empty: use NULL for "
                                     "a producer without transactions");
-        if ((rc = check_range(err, "transaction_timeout_ms",
+        if ((rc = ksafe__check_range(err, "transaction_timeout_ms",
                               opts->transaction_timeout_ms, 1000,
                               2147483647)))
             return rc;

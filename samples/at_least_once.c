@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     sample_cluster_open(&sc, argc, argv);
     if (sc.embedded) { /* demo data; a real service has a producer elsewhere */
         sample_cluster_topic(&sc, TOPIC, 3);
-        sample_produce_demo(&sc, TOPIC, 10);
+        sample_produce_demo(&sc, TOPIC, 10, 5);
     }
     co.bootstrap_servers = sc.bootstrap;
     co.group_id = "orders-service";     /* offsets are kept per group */

@@ -65,9 +65,9 @@ static inline void sample_cluster_topic(sample_cluster *sc, const char *topic,
     }
 }
 
-/* Sends `n` demo records "order-<i>" keyed "customer-<i % 5>". */
+/* Sends `n` demo records "order-<i>" keyed "customer-<i % keys>". */
 static inline void sample_produce_demo(sample_cluster *sc, const char *topic,
-                                       int n)
+                                       int n, int keys)
 {
     ksafe_producer_options o = KSAFE_PRODUCER_OPTIONS_INIT;
     ksafe_producer *p;
@@ -82,7 +82,7 @@ static inline void sample_produce_demo(sample_cluster *sc, const char *topic,
     for (i = 0; i < n; i++) {
         char key[24], value[24];
         ksafe_record r = KSAFE_RECORD_INIT;
-        snprintf(key, sizeof(key), "customer-%d", i % 5);
+        snprintf(key, sizeof(key), "customer-%d", i % keys);
         snprintf(value, sizeof(value), "order-%d", i);
         r.topic = topic;
         r.key = key;

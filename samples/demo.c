@@ -167,40 +167,6 @@ static int unique(const int *counts, int n)
     return u;
 }
 
-static void produce(const char *bootstrap, const char *topic, int n)
-{
-    ksafe_producer_options o = KSAFE_PRODUCER_OPTIONS_INIT;
-    ksafe_producer *p;
-    ksafe_error err;
-    int i;
-
-    o.bootstrap_servers = bootstrap;
-    if (ksafe_producer_new(&p, &o, &err)) {
-        fprintf(stderr, "producer: %s\n", err.message);
-        exit(1);
-    }
-    for (i = 0; i < n; i++) {
-        char key[16], value[24];
-        ksafe_record r = KSAFE_RECORD_INIT;
-        snprintf(key, sizeof(key), "customer-%d", i % 997);
-        snprintf(value, sizeof(value), "order-%d", i);
-        r.topic = topic;
-        r.key = key;
-        r.key_len = strlen(key);
-        r.value = value;
-        r.value_len = strlen(value);
-        if (ksafe_producer_send(p, &r, &err)) {
-            fprintf(stderr, "send: %s\n", err.message);
-            exit(1);
-        }
-    }
-    if (ksafe_producer_close(p, &err)) {
-        fprintf(stderr, "producer close: %s\n", err.message);
-        exit(1);
-    }
-    ksafe_producer_free(p);
-}
-
 static int64_t committed_sum(const char *bootstrap, const char *topic,
                              const char *group)
 {
@@ -264,7 +230,7 @@ int main(int argc, char **argv)
     }
     printf("producing %d records to %s (%d partitions)...\n", RECORDS, topic,
            PARTITIONS);
-    produce(sc.bootstrap, topic, RECORDS);
+    sample_produce_demo(&sc, topic, RECORDS, 997);
 
     for (w = 0; w < WORKERS; w++) {
         static char out[WORKERS][600], stats[WORKERS][600];
