@@ -62,7 +62,7 @@ static ksafe_handler_result apply(const ksafe_message *const *msgs, size_t n,
     size_t i;
 
     for (i = 0; i < n; i++) {
-        struct timespec work = {0, 300 * 1000L}; /* pretend to work */
+        struct timespec work = {0, 1000 * 1000L}; /* pretend to work */
         size_t len;
         const char *v = ksafe_message_value(msgs[i], &len);
         char value[64];
