@@ -389,29 +389,24 @@ static int dead_letter(loop *L, const rd_kafka_message_t *m, int attempts,
                        const char *why)
 {
     char part[16], off[24], att[16];
+    static const char *const names[5] = {
+        "ksafe.origin.topic", "ksafe.origin.partition", "ksafe.origin.offset",
+        "ksafe.error", "ksafe.attempts"};
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *values[5] = {topic, part, off, why, att};
     ksafe_header h[5];
     ksafe_record r = KSAFE_RECORD_INIT;
     ksafe_error e;
-    const char *topic = rd_kafka_topic_name(m->rkt);
+    size_t i;
 
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     snprintf(att, sizeof(att), "%d", attempts);
-    h[0].name = "ksafe.origin.topic";
-    h[0].value = topic;
-    h[0].value_len = strlen(topic);
-    h[1].name = "ksafe.origin.partition";
-    h[1].value = part;
-    h[1].value_len = strlen(part);
-    h[2].name = "ksafe.origin.offset";
-    h[2].value = off;
-    h[2].value_len = strlen(off);
-    h[3].name = "ksafe.error";
-    h[3].value = why;
-    h[3].value_len = strlen(why);
-    h[4].name = "ksafe.attempts";
-    h[4].value = att;
-    h[4].value_len = strlen(att);
+    for (i = 0; i < 5; i++) {
+        h[i].name = names[i];
+        h[i].value = values[i];
+        h[i].value_len = strlen(values[i]);
+    }
     r.topic = L->o->dead_letter_topic;
     r.key = m->key;
     r.key_len = m->key_len;

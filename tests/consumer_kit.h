@@ -236,29 +236,4 @@ static inline void kit_produce(ksafe_test_cluster *tc, const char *topic, int pa
     ksafe_producer_free(p);
 }
 
-/* The group's committed offsets of partitions 0..parts-1 into `out`
- * (RD_KAFKA_OFFSET_INVALID when none). */
-static inline void kit_committed(ksafe_test_cluster *tc, const char *topic,
-                          const char *group, int parts, int64_t *out)
-{
-    ksafe_consumer_options o;
-    rd_kafka_topic_partition_list_t *l;
-    ksafe_consumer *c;
-    ksafe_error err;
-    int i;
-
-    ksafe_test_cluster_consumer_options(tc, &o, group);
-    o.log_cb = test_quiet_log;
-    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
-    l = rd_kafka_topic_partition_list_new(parts);
-    for (i = 0; i < parts; i++)
-        rd_kafka_topic_partition_list_add(l, topic, i);
-    ck_assert_int_eq(rd_kafka_committed(ksafe_consumer_rdkafka(c), l, 10000),
-                     0);
-    for (i = 0; i < parts; i++)
-        out[i] = l->elems[i].offset;
-    rd_kafka_topic_partition_list_destroy(l);
-    ksafe_consumer_free(c);
-}
-
 #endif

@@ -159,7 +159,7 @@ START_TEST(revoke_commits_marked_offsets)
     kit_leave(&ms[1]);
     kit_leave(&ms[0]);
     /* B's partitions: B marked everything; A's: A's marks. */
-    kit_committed(tc, topic, group, 4, committed);
+    test_committed(tc, topic, group, 4, committed);
     for (p = 0; p < 4; p++)
         ck_assert_msg(committed[p] == MARKED || committed[p] == PER_PART,
                       "partition %d committed at %lld", p,
@@ -214,7 +214,7 @@ START_TEST(lost_partitions_are_never_committed)
         kit_poll(&m, 100);
     ck_assert_msg(m.owned[0] && m.owned[1], "partitions not reassigned");
     kit_leave(&m);
-    kit_committed(tc, topic, group, 2, committed);
+    test_committed(tc, topic, group, 2, committed);
     ck_assert_int_eq(committed[0], RD_KAFKA_OFFSET_INVALID);
     ck_assert_int_eq(committed[1], RD_KAFKA_OFFSET_INVALID);
 }
@@ -279,7 +279,7 @@ START_TEST(refused_commits_lose_nothing)
     ck_assert_ok(ksafe_mock_cluster_push_request_errors(mc, 8, 3, refusals,
                                                         &err), err);
     ck_assert_ok(ksafe_consumer_commit(m.c, KSAFE_COMMIT_SYNC, &err), err);
-    kit_committed(tc, topic, group, 2, committed);
+    test_committed(tc, topic, group, 2, committed);
     ck_assert_int_eq(committed[0], 30);
     ck_assert_int_eq(committed[1], 30);
 
@@ -301,7 +301,7 @@ START_TEST(refused_commits_lose_nothing)
     ck_assert_ok(ksafe_consumer_commit(m.c, KSAFE_COMMIT_ASYNC, &err), err);
     await_async(&m);
     ck_assert_int_eq(position_of(m.c, 0)->committed, 50);
-    kit_committed(tc, topic, group, 2, committed);
+    test_committed(tc, topic, group, 2, committed);
     ck_assert_int_eq(committed[0], 50);
     ck_assert_int_eq(committed[1], 50);
     kit_leave(&m);
@@ -345,7 +345,7 @@ START_TEST(commit_policy_commits_by_count)
     await_async(&m);
     /* The last hundred may still be due: close commits them. */
     kit_leave(&m);
-    kit_committed(tc, topic, group, 1, committed);
+    test_committed(tc, topic, group, 1, committed);
     ck_assert_int_eq(committed[0], 500);
 }
 END_TEST
