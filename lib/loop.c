@@ -40,7 +40,6 @@ typedef struct loop {
     size_t last;    /* index of the last partition found */
     size_t blocked; /* partitions with pending records or a backoff */
     size_t paused;  /* partitions paused */
-    uint64_t calls; /* partitions with pending records or a backoff */
     rd_kafka_message_t **batch;
     size_t blen, bmax;
     uint64_t rng;
