@@ -15,6 +15,7 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -64,6 +65,7 @@ static pid_t spawn(const char *worker, const char *topic, const char *group,
     snprintf(us, sizeof(us), "%d", HANDLER_US);
     pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
         execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
               topic, group, out, stats, "4000", us, every, (char *)NULL);
         _exit(127);
@@ -246,6 +248,7 @@ static pid_t spawn_dedup(const char *worker, const char *topic,
     pid_t pid = fork();
 
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
         execl(worker, worker, ksafe_test_cluster_bootstrap(tc), topic, group,
               d->store, d->prefix, (char *)NULL);
         _exit(127);
