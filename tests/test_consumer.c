@@ -62,10 +62,10 @@ START_TEST(every_partition_has_one_owner_through_rebalances)
             ck_assert_msg(revocations == (kept ? 0 : 1),
                           "partition %d (kept: %d) revoked %d times", p,
                           kept, revocations);
-        else
-            ck_assert_msg(revocations == 1,
-                          "eager: partition %d revoked %d times", p,
-                          revocations);
+        else /* eager revokes everything; a join that lands between two
+              * rounds of the group can make it revoke twice */
+            ck_assert_msg(revocations >= 1,
+                          "eager: partition %d never revoked", p);
     }
 
     kit_leave(&ms[1]);
