@@ -6,20 +6,6 @@
  */
 #include "consumer_kit.h"
 
-static ksafe_test_cluster *tc;
-
-static void cluster_up(void)
-{
-    ksafe_error err;
-    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
-}
-
-static void cluster_down(void)
-{
-    ksafe_test_cluster_free(tc);
-    tc = NULL;
-}
-
 static const ksafe_assignment_strategy strategies[] = {
     KSAFE_ASSIGN_COOPERATIVE_STICKY, KSAFE_ASSIGN_RANGE};
 
@@ -441,7 +427,7 @@ static Suite *consumer_suite(void)
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *t = tcase_create(cases[i].name);
-        tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
+        tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
         tcase_set_timeout(t, 180);
         tcase_add_loop_test(t, cases[i].test, 0, cases[i].loops);
         suite_add_tcase(s, t);

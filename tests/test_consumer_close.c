@@ -6,25 +6,11 @@
  */
 #include "consumer_kit.h"
 
-static ksafe_test_cluster *tc;
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void cluster_up(void)
-{
-    ksafe_error err;
-    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
-}
-
-static void cluster_down(void)
-{
-    ksafe_test_cluster_free(tc);
-    tc = NULL;
 }
 
 /* loop index: strategy (even: cooperative, odd: range) x when to close
@@ -84,7 +70,7 @@ static Suite *consumer_close_suite(void)
     Suite *s = suite_create("consumer_close");
     TCase *t = tcase_create("close");
 
-    tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, close_before_or_during_first_join, 0, 6);
     tcase_add_test(t, close_without_subscribe);

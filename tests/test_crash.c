@@ -35,20 +35,6 @@
 #define COMMIT_EVERY 200
 #define HANDLER_US 400
 
-static ksafe_test_cluster *tc;
-
-static void cluster_up(void)
-{
-    ksafe_error err;
-    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
-}
-
-static void cluster_down(void)
-{
-    ksafe_test_cluster_free(tc);
-    tc = NULL;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -189,7 +175,6 @@ START_TEST(sigkilled_loop_loses_nothing_and_redelivers_within_policy)
            KILLS, total_again, max_again, 2 * COMMIT_EVERY + 1);
 }
 END_TEST
-
 
 /* ---- the same with deduplication in a database ------------------------- */
 
@@ -378,7 +363,7 @@ static Suite *crash_suite(void)
     Suite *s = suite_create("crash");
     TCase *t = tcase_create("sigkill");
 
-    tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_set_timeout(t, 600);
     tcase_add_test(t, sigkilled_loop_loses_nothing_and_redelivers_within_policy);
 #ifdef TEST_HAVE_SQLITE

@@ -9,7 +9,6 @@
 
 #define N_RECORDS 5
 
-static ksafe_test_cluster *tc;
 static char topic[128];
 static rd_kafka_t *reader;
 static rd_kafka_message_t *got[N_RECORDS];

@@ -9,20 +9,6 @@
 
 #include "testutil.h"
 
-static ksafe_test_cluster *tc;
-
-static void cluster_up(void)
-{
-    ksafe_error err;
-    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
-}
-
-static void cluster_down(void)
-{
-    ksafe_test_cluster_free(tc);
-    tc = NULL;
-}
-
 /* A topic with `partitions` partitions holding `n` records. */
 static void topic_with(char *topic, size_t size, const char *prefix,
                        int partitions, int n)
@@ -567,7 +553,6 @@ START_TEST(at_most_once_loses_failed_records_by_design)
 }
 END_TEST
 
-
 /* ---- deduplication ----------------------------------------------------- */
 
 /* Sends value "value-<i>" with header event-id "evt-<id>" for each id. */
@@ -772,7 +757,7 @@ static Suite *loop_suite(void)
     Suite *s = suite_create("loop");
     TCase *t = tcase_create("loop");
 
-    tcase_add_unchecked_fixture(t, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, options_are_validated);
     tcase_add_test(t, processes_and_commits_everything);

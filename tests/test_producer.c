@@ -10,8 +10,6 @@
 
 #include "testutil.h"
 
-static ksafe_test_cluster *tc;
-
 /* Returns the embedded cluster, or NULL after saying why the test skips. */
 static ksafe_mock_cluster *mock_or_skip(const char *why)
 {

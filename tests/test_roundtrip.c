@@ -8,20 +8,6 @@
 #define N_RECORDS 200
 #define PARTITIONS 4
 
-static ksafe_test_cluster *tc;
-
-static void cluster_up(void)
-{
-    ksafe_error err;
-    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
-}
-
-static void cluster_down(void)
-{
-    ksafe_test_cluster_free(tc);
-    tc = NULL;
-}
-
 /* Polls until `want` records arrived (or 30 s), recording each value seen.
  * Marks each record processed when `mark` is set. */
 static int consume(ksafe_consumer *c, int want, int *seen, int mark)
@@ -217,7 +203,7 @@ static Suite *roundtrip_suite(void)
     Suite *s = suite_create("roundtrip");
     TCase *tcase = tcase_create("roundtrip");
 
-    tcase_add_unchecked_fixture(tcase, cluster_up, cluster_down);
+    tcase_add_unchecked_fixture(tcase, test_cluster_up, test_cluster_down);
     tcase_set_timeout(tcase, 120);
     tcase_add_test(tcase, records_round_trip_with_safe_presets);
     tcase_add_test(tcase, records_keep_order_per_key);

@@ -3,6 +3,20 @@
  */
 #include "testutil.h"
 
+ksafe_test_cluster *tc;
+
+void test_cluster_up(void)
+{
+    ksafe_error err;
+    ck_assert_ok(ksafe_test_cluster_new(&tc, &err), err);
+}
+
+void test_cluster_down(void)
+{
+    ksafe_test_cluster_free(tc);
+    tc = NULL;
+}
+
 typedef struct reports {
     int delivered, failed;
 } reports;

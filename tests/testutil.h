@@ -43,6 +43,12 @@ static inline void test_quiet_log(int level, const char *fac, const char *msg,
 
 /* ---- testutil.c: helpers for integration suites ---- */
 
+/* The cluster of an integration suite (see ksafe_test_cluster_new()), set
+ * by test_cluster_up(), an unchecked fixture: one cluster per test file. */
+extern ksafe_test_cluster *tc;
+void test_cluster_up(void);
+void test_cluster_down(void);
+
 /* Produces "value-<i>" with key "key-<i % 10>" for i in [from, to) and
  * asserts every record was delivered. */
 void test_produce(ksafe_test_cluster *tc, const char *topic, int from, int to);
