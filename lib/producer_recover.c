@@ -1,0 +1,149 @@
+/*
+ * lib/producer_recover.c - replacing the librdkafka instance after a fatal
+ * error, re-sending or handing back the records it held.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "producer_internal.h"
+
+/* ---- recovery from fatal errors ----------------------------------------- */
+
+/* The held record as a ksafe_record, headers in `hv` (caller frees). */
+static int record_of(const ksafe__rescued *r, ksafe_record *rec,
+                     ksafe_header **hv)
+{
+    size_t i, n = r->headers ? rd_kafka_header_cnt(r->headers) : 0;
+
+    *hv = NULL;
+    memset(rec, 0, sizeof(*rec));
+    rec->topic = r->topic;
+    rec->partition = r->partition;
+    rec->key = r->key;
+    rec->key_len = r->key_len;
+    rec->value = r->value;
+    rec->value_len = r->value_len;
+    rec->timestamp_ms = r->timestamp_ms;
+    rec->opaque = r->opaque;
+    if (!n)
+        return 0;
+    if (!(*hv = calloc(n, sizeof(**hv))))
+        return -1;
+    for (i = 0; i < n; i++) {
+        const void *v;
+        size_t len;
+        rd_kafka_header_get_all(r->headers, i, &(*hv)[i].name, &v, &len);
+        (*hv)[i].value = v;
+        (*hv)[i].value_len = len;
+    }
+    rec->headers = *hv;
+    rec->header_count = n;
+    return 0;
+}
+
+int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
+                           ksafe_handback_cb on_handback, void *payload,
+                           size_t *out_count, ksafe_error *err)
+{
+    rd_kafka_t *dead;
+    ksafe__rescued *r;
+    ksafe_error fatal_err;
+    size_t n;
+    int rc;
+
+    if (out_count)
+        *out_count = 0;
+    if (!p)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "producer is NULL");
+    if (mode != KSAFE_RECOVER_RESEND && mode != KSAFE_RECOVER_HAND_BACK)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "recover mode %d is not a ksafe_recover_mode",
+                                (int)mode);
+    if (mode == KSAFE_RECOVER_HAND_BACK && !on_handback)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "KSAFE_RECOVER_HAND_BACK needs on_handback");
+    if (mode == KSAFE_RECOVER_RESEND && p->transactional)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "a transactional producer cannot re-send "
+                                "outside its lost transaction: use "
+                                "KSAFE_RECOVER_HAND_BACK");
+    if (atomic_load(&p->closed))
+        return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
+                                "the producer is closed");
+    if (!ksafe__producer_is_fatal(p->cl.rk))
+        return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
+                                "recover: the producer has had no fatal "
+                                "error");
+    ksafe__producer_fatal_error(p, &fatal_err);
+
+    /* Make the dead instance give back everything it still holds; the
+     * reports land in the held list (or with their sync senders). */
+    dead = p->cl.rk;
+    rd_kafka_purge(dead, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    {
+        int64_t deadline = ksafe__now_ms() + 10000;
+        while (rd_kafka_outq_len(dead) > 0 && ksafe__now_ms() < deadline)
+            rd_kafka_poll(dead, 50);
+        rd_kafka_poll(dead, 0);
+    }
+
+    p->cl.rk = NULL;
+    if ((rc = ksafe__client_start(&p->cl, rd_kafka_conf_dup(p->conf), err))) {
+        p->cl.rk = dead;
+        return rc;
+    }
+    rd_kafka_destroy(dead);
+    p->txn_initialised = 0;
+    atomic_store(&p->txn_open, 0);
+
+    for (r = ksafe__producer_take_rescued(p, &n); r;) {
+        ksafe__rescued *next = r->next;
+        ksafe_record rec;
+        ksafe_header *hv;
+        ksafe_error e;
+
+        if (mode == KSAFE_RECOVER_HAND_BACK) {
+            if (record_of(r, &rec, &hv) == 0) {
+                on_handback(&rec, &fatal_err, r->possibly_delivered,
+                            payload);
+                ksafe__rescued_free(r);
+            } else {
+                ksafe__error_set(&e, KSAFE_ENOMEM, 0, 0,
+                                 "recover: out of memory handing back");
+                ksafe__producer_report_rescued(p, r, &e);
+            }
+            free(hv);
+        } else {
+            ksafe__msg *w = calloc(1, sizeof(*w));
+            rd_kafka_headers_t *h = r->headers;
+
+            r->headers = NULL; /* produce takes or destroys it */
+            if (!w) {
+                if (h)
+                    rd_kafka_headers_destroy(h);
+                ksafe__error_set(&e, KSAFE_ENOMEM, 0, 0,
+                                 "recover: out of memory re-sending");
+                ksafe__producer_report_rescued(p, r, &e);
+            } else {
+                w->user_opaque = r->opaque;
+                /* A record that cannot be queued again is reported failed
+                 * with the reason: accounted for, not dropped. */
+                if (ksafe__producer_produce(
+                        p, r->topic, r->partition,
+                        r->has_key ? r->key : NULL, r->key_len,
+                        r->has_value ? r->value : NULL, r->value_len, h,
+                        r->timestamp_ms, w, &e)) {
+                    free(w);
+                    ksafe__producer_report_rescued(p, r, &e);
+                } else {
+                    ksafe__rescued_free(r);
+                }
+            }
+        }
+        r = next;
+    }
+    if (out_count)
+        *out_count = n;
+    ksafe__producer_serve(p);
+    return 0;
+}
