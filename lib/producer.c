@@ -81,6 +81,10 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
                                 "library knows version %d (initialise with "
                                 "KSAFE_PRODUCER_OPTIONS_INIT)",
                                 opts->version, KSAFE_PRODUCER_OPTIONS_VERSION);
+    /* First: for a transactional producer its refusal says why
+     * allow_unsafe does not help, which the general guard cannot. */
+    if ((rc = check_raw_properties(opts, err)))
+        return rc;
     KSAFE__CLIENT_VIEW(v, opts);
     if ((rc = ksafe__client_validate(&v, err)))
         return rc;
@@ -115,8 +119,6 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
                                 "partitioner %d is not a ksafe_partitioner "
                                 "value",
                                 (int)opts->partitioner);
-    if ((rc = check_raw_properties(opts, err)))
-        return rc;
     if (opts->transactional_id) {
         if (!*opts->transactional_id)
             return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,

@@ -266,7 +266,11 @@ START_TEST(properties_keep_order_and_convert_scalars)
     ksafe_error err;
     size_t i;
 
-    ck_assert_ok(ksafe_config_producer_options(cfg, &o, &err), err);
+    /* librdkafka knows none of these names, so validation refuses them as
+     * _new would; the options are filled all the same. */
+    ck_assert_int_eq(ksafe_config_producer_options(cfg, &o, &err),
+                     KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "\"b\"=\"x\""));
     for (i = 0; i < 10; i++)
         ck_assert_str_eq(o.rdkafka_properties[i], want[i]);
     ck_assert_ptr_null(o.rdkafka_properties[10]);

@@ -153,7 +153,12 @@ KSAFE_EXTERN int ksafe_producer_options_init(ksafe_producer_options *opts,
                                              unsigned int version);
 
 /**
- * Checks `opts` as ksafe_producer_new() would, without creating anything.
+ * Checks `opts` as ksafe_producer_new() would, without creating anything:
+ * the same function runs in both, raw properties included (the unsafe
+ * guard, and librdkafka's refusal of an unknown property or a value it
+ * cannot parse), with the same code and message. What only creating the
+ * librdkafka instance can find (e.g. acks=1 while idempotence stays on,
+ * KSAFE_EKAFKA) is left to ksafe_producer_new().
  */
 KSAFE_EXTERN int ksafe_producer_options_validate(
     const ksafe_producer_options *opts, ksafe_error *err);
