@@ -5,6 +5,7 @@
  * injection needs it), on KSAFE_TEST_BOOTSTRAP's cluster when set (then the
  * assertions that need real transaction semantics run too).
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -553,6 +554,89 @@ START_TEST(close_counts_what_it_could_not_deliver)
     send_range(p, topic, 0, 5, KEYS);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
     ck_assert_int_eq(r.delivered, 5);
+    ksafe_producer_free(p);
+}
+END_TEST
+
+/* ---- without a delivery callback --------------------------------------- */
+
+/* The producer's error-level delivery lines, from any thread. */
+typedef struct failure_log {
+    pthread_mutex_t lock;
+    const char *topic;
+    int lines, without_topic, with_payload;
+} failure_log;
+
+static void capture_failures(int level, const char *fac, const char *msg,
+                             void *payload)
+{
+    failure_log *fl = payload;
+
+    if (level > KSAFE_LOG_ERR || strcmp(fac, "DELIVERY") != 0)
+        return;
+    pthread_mutex_lock(&fl->lock);
+    fl->lines++;
+    if (!strstr(msg, fl->topic) || !strstr(msg, "timed out"))
+        fl->without_topic++;
+    if (strstr(msg, "value-"))
+        fl->with_payload++;
+    pthread_mutex_unlock(&fl->lock);
+}
+
+static int failure_lines(failure_log *fl)
+{
+    int n;
+
+    pthread_mutex_lock(&fl->lock);
+    n = fl->lines;
+    pthread_mutex_unlock(&fl->lock);
+    return n;
+}
+
+START_TEST(failures_without_a_callback_are_logged_and_returned)
+{
+    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64];
+    static failure_log fl = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
+    int64_t deadline;
+
+    if (!mc)
+        return;
+    new_topic(topic, sizeof(topic), "no-cb", 2);
+    fl.topic = topic;
+    ksafe_test_cluster_producer_options(tc, &o);
+    o.log_cb = capture_failures;
+    o.log_payload = &fl;
+    o.delivery_timeout_ms = 1500;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    send_range(p, topic, 0, 2, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+
+    /* Each failure is logged at error level, and flush says how many. */
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    send_range(p, topic, 2, 6, KEYS);
+    ck_assert_int_eq(ksafe_producer_flush(p, 30000, &err),
+                     KSAFE_EUNDELIVERED);
+    ck_assert_int_eq(err.code, KSAFE_EUNDELIVERED);
+    ck_assert_msg(strstr(err.message, "4 records"), "%s", err.message);
+    ck_assert_int_eq(failure_lines(&fl), 4);
+    ck_assert_int_eq(fl.without_topic, 0);
+    ck_assert_int_eq(fl.with_payload, 0);
+    /* Counted once: the next flush starts from zero. */
+    ck_assert_ok(ksafe_producer_flush(p, 1000, &err), err);
+
+    /* Failures served by a poll, not a flush, are close's to report. */
+    send_range(p, topic, 6, 8, KEYS);
+    deadline = now_ms() + 20000;
+    while (failure_lines(&fl) < 6 && now_ms() < deadline)
+        ksafe_producer_poll(p, 100);
+    ck_assert_int_eq(failure_lines(&fl), 6);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
+    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_EUNDELIVERED);
+    ck_assert_msg(strstr(err.message, "2 records"), "%s", err.message);
     ksafe_producer_free(p);
 }
 END_TEST
@@ -1201,6 +1285,7 @@ static Suite *producer_suite(void)
         {"fatal resend", fatal_error_then_resend_delivers_each_record_once},
         {"fatal hand back", fatal_error_then_hand_back_returns_each_record},
         {"fatal close", close_after_fatal_error_reports_held_records},
+        {"no callback", failures_without_a_callback_are_logged_and_returned},
         {"txn safety",
          transactions_keep_idempotence_even_when_unsafe_is_allowed},
         {"txn commit", committed_transaction_delivers_its_records},
