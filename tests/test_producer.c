@@ -1087,7 +1087,7 @@ START_TEST(close_aborts_an_open_transaction)
     ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
     ck_assert_ok(ksafe_txn_begin(p, &err), err);
     send_range(p, topic, 0, 6, KEYS);
-    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_EUNDELIVERED);
+    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_ETXNABORTED);
     ck_assert_ptr_nonnull(strstr(err.message, "6 records"));
     ck_assert_ptr_nonnull(strstr(err.message, "transaction was aborted"));
     ck_assert_int_eq(r.failed, 6);
@@ -1133,6 +1133,65 @@ START_TEST(abortable_error_aborts_for_the_caller)
     ck_assert_ok(ksafe_txn_commit(p, -1, &err), err);
     ck_assert_int_eq(r.delivered, 1);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+END_TEST
+
+/* Records acknowledged inside a transaction that close aborts are lost to
+ * read_committed readers all the same: close must say so. */
+START_TEST(close_reports_an_acknowledged_open_transaction)
+{
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64], txn_id[64];
+    static reports r;
+
+    memset(&r, 0, sizeof(r));
+    new_topic(topic, sizeof(topic), "txn-close-acked", 1);
+    txn_options(&o, &r, txn_id, sizeof(txn_id));
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    ck_assert_ok(ksafe_txn_begin(p, &err), err);
+    send_range(p, topic, 0, 5, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 5);
+    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_ETXNABORTED);
+    ck_assert_int_eq(err.code, KSAFE_ETXNABORTED);
+    ck_assert_msg(strstr(err.message, "5 records") &&
+                      strstr(err.message, "aborted"),
+                  "%s", err.message);
+    ck_assert_int_eq(r.failed, 0);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+END_TEST
+
+START_TEST(close_reports_an_abort_that_failed)
+{
+    ksafe_mock_cluster *mc = mock_or_skip("taking the coordinator down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64], txn_id[64];
+    static reports r;
+
+    if (!mc)
+        return;
+    memset(&r, 0, sizeof(r));
+    new_topic(topic, sizeof(topic), "txn-close-down", 1);
+    txn_options(&o, &r, txn_id, sizeof(txn_id));
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    ck_assert_ok(ksafe_txn_begin(p, &err), err);
+    send_range(p, topic, 0, 3, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 3);
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    ck_assert_int_eq(ksafe_producer_close_timeout(p, 1000, &err),
+                     KSAFE_ETXNABORTED);
+    ck_assert_msg(strstr(err.message, "3 records") &&
+                      strstr(err.message, "abort failed"),
+                  "%s", err.message);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
     ksafe_producer_free(p);
 }
 END_TEST
@@ -1286,6 +1345,8 @@ static Suite *producer_suite(void)
         {"fatal hand back", fatal_error_then_hand_back_returns_each_record},
         {"fatal close", close_after_fatal_error_reports_held_records},
         {"no callback", failures_without_a_callback_are_logged_and_returned},
+        {"txn close acked", close_reports_an_acknowledged_open_transaction},
+        {"txn close abort fails", close_reports_an_abort_that_failed},
         {"txn safety",
          transactions_keep_idempotence_even_when_unsafe_is_allowed},
         {"txn commit", committed_transaction_delivers_its_records},
