@@ -342,8 +342,11 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
             vu[n++].u.headers = hdrs;
         }
         e = rd_kafka_produceva(p->cl.rk, vu, n);
-        if (!e)
+        if (!e) {
+            if (p->transactional)
+                atomic_fetch_add(&p->txn_records, 1);
             return 0;
+        }
         rerr = rd_kafka_error_code(e);
         /* After a fatal error produce fails with the original code. */
         if (rd_kafka_error_is_fatal(e) ||
@@ -493,6 +496,7 @@ int ksafe_producer_poll(ksafe_producer *p, int timeout_ms)
 int ksafe_producer_flush(ksafe_producer *p, int timeout_ms, ksafe_error *err)
 {
     rd_kafka_resp_err_t rerr;
+    uint64_t n;
 
     if (!p)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "producer is NULL");
@@ -501,6 +505,17 @@ int ksafe_producer_flush(ksafe_producer *p, int timeout_ms, ksafe_error *err)
         ksafe__producer_serve(p);
         return ksafe__producer_fatal_error(p, err);
     }
+    /* Without a callback flush is where failures surface (each was logged
+     * when it happened); with one, the callback already had each. */
+    if ((n = atomic_exchange(&p->unreported, 0)) > 0)
+        return ksafe__error_set(
+            err, KSAFE_EUNDELIVERED, 0, 0,
+            "flush: %llu records failed since the last flush (each was "
+            "logged at error level: no delivery callback is set)%s",
+            (unsigned long long)n,
+            rerr == RD_KAFKA_RESP_ERR__TIMED_OUT
+                ? "; more are still in flight"
+                : "");
     if (rerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
         return ksafe__error_set(err, KSAFE_ETIMEDOUT, rerr,
                                 KSAFE_ERROR_RETRIABLE,

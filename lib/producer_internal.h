@@ -61,9 +61,14 @@ struct ksafe_producer {
     int transactional;
     int txn_initialised;
     atomic_int txn_open;
+    atomic_uint_fast64_t txn_records; /* sent in the open transaction */
     atomic_int closed;
-    atomic_uint_fast64_t delivered; /* async reports served, by outcome */
+    atomic_uint_fast64_t delivered; /* fates of all sends, by outcome */
     atomic_uint_fast64_t failed;
+    /* Failures nobody was told of (no on_delivery) since the last flush or
+     * close, which return their count. */
+    atomic_uint_fast64_t unreported;
+    atomic_uint_fast64_t handed_back;
     atomic_uint_fast64_t next_seq;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;
@@ -82,6 +87,11 @@ void ksafe__producer_serve(ksafe_producer *p);
 void ksafe__rescued_free(ksafe__rescued *r);
 /* Takes the held records, in send order; *n receives how many. */
 ksafe__rescued *ksafe__producer_take_rescued(ksafe_producer *p, size_t *n);
+/* A failure with no delivery callback to hear it: logged at error level
+ * and counted for the next flush or close. */
+void ksafe__producer_unwatched_failure(ksafe_producer *p, const char *topic,
+                                      int32_t partition, const ksafe_error *e,
+                                      int possibly_delivered);
 /* Reports a held record failed with `e` and frees it. */
 void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
                                     const ksafe_error *e);

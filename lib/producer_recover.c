@@ -104,6 +104,7 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
 
         if (mode == KSAFE_RECOVER_HAND_BACK) {
             if (record_of(r, &rec, &hv) == 0) {
+                atomic_fetch_add(&p->handed_back, 1);
                 on_handback(&rec, &fatal_err, r->possibly_delivered,
                             payload);
                 ksafe__rescued_free(r);

@@ -78,12 +78,13 @@ static int rescue(ksafe_producer *p, const rd_kafka_message_t *m,
     return 1;
 }
 
-static void finish_sync(ksafe__sync *s, const rd_kafka_message_t *m,
-                        int fatal)
+static void finish_sync(ksafe_producer *p, ksafe__sync *s,
+                        const rd_kafka_message_t *m, int fatal)
 {
     rd_kafka_timestamp_type_t tstype;
     int expected = KSAFE__SYNC_WAITING;
 
+    atomic_fetch_add(m->err ? &p->failed : &p->delivered, 1);
     s->err = m->err;
     s->fatal = fatal;
     s->possibly_delivered =
@@ -109,7 +110,7 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     ksafe_error e;
 
     if (w && w->sync) {
-        finish_sync(w->sync, m, fatal);
+        finish_sync(p, w->sync, m, fatal);
         free(w);
         return;
     }
@@ -118,12 +119,24 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
      * instead of being reported: its bytes are only available now. */
     if (fatal && !atomic_load(&p->closed) && rescue(p, m, user_opaque, seq))
         return;
-    if (m->err)
-        atomic_fetch_add(&p->failed, 1);
-    else
+    if (!m->err) {
         atomic_fetch_add(&p->delivered, 1);
-    if (!p->on_delivery)
+    } else {
+        atomic_fetch_add(&p->failed, 1);
+        if (fatal)
+            ksafe__producer_fatal_error(p, &e);
+        else
+            ksafe__error_from_resp(&e, m->err, "delivery failed");
+    }
+    if (!p->on_delivery) {
+        if (m->err)
+            ksafe__producer_unwatched_failure(
+                p, m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+                m->partition, &e,
+                rd_kafka_message_status(m) !=
+                    RD_KAFKA_MSG_STATUS_NOT_PERSISTED);
         return;
+    }
     memset(&d, 0, sizeof(d));
     d.topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
     d.partition = m->partition;
@@ -134,15 +147,24 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     d.value_len = m->len;
     d.opaque = user_opaque;
     if (m->err) {
-        if (fatal)
-            ksafe__producer_fatal_error(p, &e);
-        else
-            ksafe__error_from_resp(&e, m->err, "delivery failed");
         d.error = &e;
         d.possibly_delivered =
             rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
     }
     p->on_delivery(&d, p->delivery_payload);
+}
+
+void ksafe__producer_unwatched_failure(ksafe_producer *p, const char *topic,
+                                      int32_t partition, const ksafe_error *e,
+                                      int possibly_delivered)
+{
+    /* The payload stays out of the log: it may hold personal data. */
+    ksafe__log(&p->cl, KSAFE_LOG_ERR, "DELIVERY",
+               "record to %s [%d] failed: %s%s; no delivery callback is set, "
+               "so the next flush or close returns KSAFE_EUNDELIVERED",
+               topic, (int)partition, e->message,
+               possibly_delivered ? " (the broker may have written it)" : "");
+    atomic_fetch_add(&p->unreported, 1);
 }
 
 void ksafe__producer_serve(ksafe_producer *p)
@@ -221,7 +243,30 @@ void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
         d.error = e;
         d.possibly_delivered = r->possibly_delivered;
         p->on_delivery(&d, p->delivery_payload);
+    } else {
+        ksafe__producer_unwatched_failure(p, r->topic, r->partition, e,
+                                          r->possibly_delivered);
     }
     ksafe__rescued_free(r);
 }
 
+int ksafe_producer_get_stats(ksafe_producer *p, ksafe_producer_stats *out,
+                             ksafe_error *err)
+{
+    if (!p || !out)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "get_stats needs a producer and out");
+    if (out->version != KSAFE_PRODUCER_STATS_VERSION)
+        return ksafe__error_set(err, KSAFE_EVERSION, 0, 0,
+                                "ksafe_producer_stats.version is %u; this "
+                                "library knows version %d (initialise with "
+                                "KSAFE_PRODUCER_STATS_INIT)",
+                                out->version, KSAFE_PRODUCER_STATS_VERSION);
+    out->delivered = atomic_load(&p->delivered);
+    out->failed = atomic_load(&p->failed);
+    pthread_mutex_lock(&p->lock);
+    out->held = p->n_rescued;
+    pthread_mutex_unlock(&p->lock);
+    out->handed_back = atomic_load(&p->handed_back);
+    return 0;
+}

@@ -216,6 +216,7 @@ int ksafe_txn_begin(ksafe_producer *p, ksafe_error *err)
         rd_kafka_error_destroy(e);
         return rc;
     }
+    atomic_store(&p->txn_records, 0);
     atomic_store(&p->txn_open, 1);
     return 0;
 }

@@ -601,6 +601,7 @@ START_TEST(failures_without_a_callback_are_logged_and_returned)
     ksafe_error err;
     char topic[64];
     static failure_log fl = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
     int64_t deadline;
 
     if (!mc)
@@ -625,6 +626,10 @@ START_TEST(failures_without_a_callback_are_logged_and_returned)
     ck_assert_int_eq(failure_lines(&fl), 4);
     ck_assert_int_eq(fl.without_topic, 0);
     ck_assert_int_eq(fl.with_payload, 0);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_uint_eq(st.failed, 4);
+    ck_assert_uint_eq(st.held, 0);
     /* Counted once: the next flush starts from zero. */
     ck_assert_ok(ksafe_producer_flush(p, 1000, &err), err);
 
@@ -637,6 +642,11 @@ START_TEST(failures_without_a_callback_are_logged_and_returned)
     ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
     ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_EUNDELIVERED);
     ck_assert_msg(strstr(err.message, "2 records"), "%s", err.message);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_uint_eq(st.failed, 6);
+    st.version = 99;
+    ck_assert_int_eq(ksafe_producer_get_stats(p, &st, &err), KSAFE_EVERSION);
     ksafe_producer_free(p);
 }
 END_TEST
@@ -877,6 +887,7 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
     static reports r;
     static handback h;
     static consumed c;
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
     size_t rescued = 0;
     int i;
 
@@ -905,6 +916,10 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
     ck_assert_uint_eq(rescued, 30);
     ck_assert_int_eq(h.count, 30);
     ck_assert_int_eq(h.bad, 0);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.handed_back, 30);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.delivered, 10);
     for (i = 10; i < 40; i++)
         ck_assert_int_eq(h.seen[i], 1);
     ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);

@@ -116,6 +116,14 @@ typedef struct ksafe_delivery {
  * After a fatal error, records that were not acknowledged do not fire it
  * either: they wait for ksafe_producer_recover() (or close, which reports
  * them failed).
+ *
+ * The callback is optional. Without one, each failed record is logged at
+ * KSAFE_LOG_ERR (facility "DELIVERY": topic, partition and error, never
+ * the payload) and the next ksafe_producer_flush() or _close() returns
+ * KSAFE_EUNDELIVERED with the count of records that failed since the
+ * previous flush (or since creation). With a callback, the callback is
+ * the report: flush does not count failures again (close still does for
+ * the records that fail during close, see ksafe_producer_close()).
  */
 typedef void (*ksafe_delivery_cb)(const ksafe_delivery *delivery,
                                   void *payload);
@@ -227,6 +235,9 @@ KSAFE_EXTERN int ksafe_producer_poll(ksafe_producer *p, int timeout_ms);
  * Waits until every queued record is delivered or failed (their reports are
  * served), up to timeout_ms. KSAFE_ETIMEDOUT if some are still in flight;
  * KSAFE_EFATAL (FATAL flag) once the producer has had a fatal error.
+ * Without an on_delivery callback: KSAFE_EUNDELIVERED when records failed
+ * since the previous flush or since creation (the count is in the message;
+ * each was logged; the count restarts at zero).
  */
 KSAFE_EXTERN int ksafe_producer_flush(ksafe_producer *p, int timeout_ms,
                                       ksafe_error *err);
@@ -235,10 +246,19 @@ KSAFE_EXTERN int ksafe_producer_flush(ksafe_producer *p, int timeout_ms,
  * Flushes with a bounded wait (delivery_timeout_ms plus a second, after
  * which librdkafka has failed every record it could not deliver). Records
  * still undelivered are never dropped silently: they are reported failed
- * through the delivery callback and the call returns KSAFE_EUNDELIVERED with
- * the count of records that failed during the close in the message. An open
- * transaction is aborted (its records' reports say so) and counted the same
- * way. Records held after a fatal error are reported failed and counted.
+ * (through the delivery callback, or logged without one) and the call
+ * returns KSAFE_EUNDELIVERED with a count in the message: with a callback,
+ * of the records that failed during the close; without one, of every
+ * record that failed since the last flush. Records held after a fatal
+ * error are reported failed and counted.
+ * An open transaction is aborted: the call then returns KSAFE_ETXNABORTED
+ * whether or not its records were acknowledged, with the number of records
+ * the transaction held (none of them will be visible to read_committed
+ * readers) and how many were reported failed. If the abort itself fails
+ * (e.g. the coordinator is unreachable) the message says so with the
+ * abort's error; the coordinator then aborts the transaction once
+ * transaction_timeout_ms has passed. After a fatal error the transaction is
+ * lost with the instance (KSAFE_ETXNABORTED with the FATAL flag).
  * Calling it twice is harmless.
  */
 KSAFE_EXTERN int ksafe_producer_close(ksafe_producer *p, ksafe_error *err);
@@ -296,6 +316,36 @@ KSAFE_EXTERN int ksafe_producer_recover(ksafe_producer *p,
                                         ksafe_handback_cb on_handback,
                                         void *payload, size_t *out_count,
                                         ksafe_error *err);
+
+/* ---- accounting -------------------------------------------------------- */
+
+#define KSAFE_PRODUCER_STATS_VERSION 1
+
+/**
+ * What became of the records this producer was given, since it was
+ * created (recover keeps the counts). Versioned: set `version` (use
+ * KSAFE_PRODUCER_STATS_INIT); later versions only append fields.
+ */
+typedef struct ksafe_producer_stats {
+    unsigned int version;
+    uint64_t delivered;   /**< acknowledged by the broker (send and sync) */
+    uint64_t failed;      /**< reported failed: callback, log or sync return */
+    uint64_t held;        /**< held after a fatal error, for recover */
+    uint64_t handed_back; /**< given to on_handback by recover */
+} ksafe_producer_stats;
+
+#define KSAFE_PRODUCER_STATS_INIT { KSAFE_PRODUCER_STATS_VERSION, 0, 0, 0, 0 }
+
+/**
+ * Fills `out` with the counts. Any thread, any time before
+ * ksafe_producer_free(); the counts are read one by one, so a record
+ * finishing meanwhile can show in one and not yet in another. Records
+ * still in librdkafka's queue or in flight are in none of them.
+ * Errors: KSAFE_EINVAL (NULL), KSAFE_EVERSION (unknown out->version).
+ */
+KSAFE_EXTERN int ksafe_producer_get_stats(ksafe_producer *p,
+                                          ksafe_producer_stats *out,
+                                          ksafe_error *err);
 
 /** Releases the producer (closing it first if needed). Accepts NULL. */
 KSAFE_EXTERN void ksafe_producer_free(ksafe_producer *p);
