@@ -343,6 +343,7 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
         }
         e = rd_kafka_produceva(p->cl.rk, vu, n);
         if (!e) {
+            atomic_fetch_add(&p->pending, 1);
             if (p->transactional)
                 atomic_fetch_add(&p->txn_records, 1);
             return 0;

@@ -69,6 +69,8 @@ struct ksafe_producer {
      * close, which return their count. */
     atomic_uint_fast64_t unreported;
     atomic_uint_fast64_t handed_back;
+    /* Records librdkafka has and has not reported yet (any instance). */
+    atomic_uint_fast64_t pending;
     atomic_uint_fast64_t next_seq;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;

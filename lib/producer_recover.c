@@ -41,6 +41,9 @@ static int record_of(const ksafe__rescued *r, ksafe_record *rec,
     return 0;
 }
 
+/* librdkafka reports purged records at once; this covers a slow report. */
+#define RECOVER_WAIT_MS 10000
+
 int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
                            ksafe_handback_cb on_handback, void *payload,
                            size_t *out_count, ksafe_error *err)
@@ -48,6 +51,8 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
     rd_kafka_t *dead;
     ksafe__rescued *r;
     ksafe_error fatal_err;
+    int64_t deadline;
+    uint64_t missing;
     size_t n;
     int rc;
 
@@ -77,14 +82,27 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
     ksafe__producer_fatal_error(p, &fatal_err);
 
     /* Make the dead instance give back everything it still holds; the
-     * reports land in the held list (or with their sync senders). */
+     * reports land in the held list (or with their sync senders). Only a
+     * live instance reports: destroying it with reports outstanding would
+     * drop those records unseen, so wait for ours (not outq_len, which also
+     * counts requests that are no record), and if they do not come, replace
+     * nothing and say how many are missing. */
     dead = p->cl.rk;
     rd_kafka_purge(dead, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    {
-        int64_t deadline = ksafe__now_ms() + 10000;
-        while (rd_kafka_outq_len(dead) > 0 && ksafe__now_ms() < deadline)
-            rd_kafka_poll(dead, 50);
-        rd_kafka_poll(dead, 0);
+    deadline = ksafe__now_ms() + RECOVER_WAIT_MS;
+    rd_kafka_poll(dead, 0);
+    while (atomic_load(&p->pending) > 0 && ksafe__now_ms() < deadline)
+        rd_kafka_poll(dead, 50);
+    if ((missing = atomic_load(&p->pending)) > 0) {
+        pthread_mutex_lock(&p->lock);
+        n = p->n_rescued;
+        pthread_mutex_unlock(&p->lock);
+        return ksafe__error_set(
+            err, KSAFE_ETIMEDOUT, 0, KSAFE_ERROR_RETRIABLE,
+            "recover: %llu records have no report from the failed instance "
+            "after %d ms: nothing was replaced or dropped (%zu are held); "
+            "call recover again, or close, which counts them",
+            (unsigned long long)missing, RECOVER_WAIT_MS, n);
     }
 
     p->cl.rk = NULL;

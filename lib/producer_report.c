@@ -109,6 +109,8 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     ksafe_delivery d;
     ksafe_error e;
 
+    if (w)
+        atomic_fetch_sub(&p->pending, 1);
     if (w && w->sync) {
         finish_sync(p, w->sync, m, fatal);
         free(w);
@@ -268,5 +270,6 @@ int ksafe_producer_get_stats(ksafe_producer *p, ksafe_producer_stats *out,
     out->held = p->n_rescued;
     pthread_mutex_unlock(&p->lock);
     out->handed_back = atomic_load(&p->handed_back);
+    out->in_flight = atomic_load(&p->pending);
     return 0;
 }

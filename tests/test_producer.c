@@ -933,6 +933,84 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
 }
 END_TEST
 
+/* Every record a send accepted is in exactly one count. */
+static void assert_accounted(ksafe_producer *p, uint64_t sent)
+{
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
+    ksafe_error err;
+
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_msg(st.delivered + st.failed + st.held + st.handed_back +
+                          st.in_flight ==
+                      sent,
+                  "sent %llu: delivered %llu failed %llu held %llu handed "
+                  "back %llu in flight %llu",
+                  (unsigned long long)sent,
+                  (unsigned long long)st.delivered,
+                  (unsigned long long)st.failed, (unsigned long long)st.held,
+                  (unsigned long long)st.handed_back,
+                  (unsigned long long)st.in_flight);
+}
+
+/*
+ * A fatal error while the broker is down: recover waits for the failed
+ * instance to give back every record before replacing it, re-sends them,
+ * and once the broker is back each is delivered exactly once.
+ */
+START_TEST(recover_during_an_outage_accounts_for_every_record)
+{
+    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
+    char topic[64];
+    static reports r;
+    static consumed c;
+    size_t rescued = 0;
+    int i;
+
+    if (!mc)
+        return;
+    memset(&r, 0, sizeof(r));
+    new_topic(topic, sizeof(topic), "fatal-down", 2);
+    producer_options(&o, &r);
+    o.delivery_timeout_ms = 30000;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    send_range(p, topic, 0, 5, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    send_range(p, topic, 5, 35, KEYS);
+    ksafe_producer_poll(p, 200);
+    assert_accounted(p, 35);
+    trigger_fatal(p);
+    ck_assert_int_eq(ksafe_producer_flush(p, 1000, &err), KSAFE_EFATAL);
+    assert_accounted(p, 35);
+    ck_assert_ok(ksafe_producer_recover(p, KSAFE_RECOVER_RESEND, NULL, NULL,
+                                        &rescued, &err),
+                 err);
+    ck_assert_uint_eq(rescued, 30);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.in_flight, 30);
+    assert_accounted(p, 35);
+    ck_assert_int_eq(r.failed, 0);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 35);
+    for (i = 0; i < 35; i++)
+        ck_assert_msg(r.seen[i] == 1, "record %d reported %d times", i,
+                      r.seen[i]);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.delivered, 35);
+    ck_assert_uint_eq(st.in_flight, 0);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+    consume_back(topic, 2, 35, KEYS, &c);
+    assert_exactly_once(&c, 0, 35);
+}
+END_TEST
+
 START_TEST(close_after_fatal_error_reports_held_records)
 {
     ksafe_producer_options o;
@@ -1360,6 +1438,7 @@ static Suite *producer_suite(void)
         {"fatal hand back", fatal_error_then_hand_back_returns_each_record},
         {"fatal close", close_after_fatal_error_reports_held_records},
         {"no callback", failures_without_a_callback_are_logged_and_returned},
+        {"fatal outage", recover_during_an_outage_accounts_for_every_record},
         {"txn close acked", close_reports_an_acknowledged_open_transaction},
         {"txn close abort fails", close_reports_an_abort_that_failed},
         {"txn safety",

@@ -307,9 +307,15 @@ typedef void (*ksafe_handback_cb)(const ksafe_record *record,
  * Records that were in flight when the error struck may have been written
  * (possibly_delivered): RESEND can duplicate those, never lose them.
  * A transactional producer only supports HAND_BACK (its open transaction is
- * lost; call ksafe_txn_begin() again). Errors: KSAFE_ESTATE when there was
- * no fatal error, KSAFE_EINVAL for a bad mode, KSAFE_EKAFKA if the new
- * instance cannot be created (the records stay held; try again).
+ * lost; call ksafe_txn_begin() again). The failed instance is destroyed
+ * only once it has reported every record it had (librdkafka gives purged
+ * records back at once; the wait is bounded by 10 s).
+ * Errors: KSAFE_ESTATE when there was no fatal error, KSAFE_EINVAL for a
+ * bad mode, KSAFE_EKAFKA if the new instance cannot be created (the
+ * records stay held; try again), KSAFE_ETIMEDOUT (RETRIABLE) when records
+ * are still unreported after the wait: the count is in the message,
+ * nothing was replaced or dropped; call recover again, or close, which
+ * counts them.
  */
 KSAFE_EXTERN int ksafe_producer_recover(ksafe_producer *p,
                                         ksafe_recover_mode mode,
@@ -332,15 +338,19 @@ typedef struct ksafe_producer_stats {
     uint64_t failed;      /**< reported failed: callback, log or sync return */
     uint64_t held;        /**< held after a fatal error, for recover */
     uint64_t handed_back; /**< given to on_handback by recover */
+    uint64_t in_flight;   /**< with librdkafka, not reported yet */
 } ksafe_producer_stats;
 
-#define KSAFE_PRODUCER_STATS_INIT { KSAFE_PRODUCER_STATS_VERSION, 0, 0, 0, 0 }
+#define KSAFE_PRODUCER_STATS_INIT                                            \
+    { KSAFE_PRODUCER_STATS_VERSION, 0, 0, 0, 0, 0 }
 
 /**
  * Fills `out` with the counts. Any thread, any time before
  * ksafe_producer_free(); the counts are read one by one, so a record
- * finishing meanwhile can show in one and not yet in another. Records
- * still in librdkafka's queue or in flight are in none of them.
+ * finishing meanwhile can show in one and not yet in another. Every record
+ * a send call accepted is in exactly one of them: delivered + failed +
+ * held + handed_back + in_flight counts all of them (a re-sent record is
+ * counted once, by its final fate).
  * Errors: KSAFE_EINVAL (NULL), KSAFE_EVERSION (unknown out->version).
  */
 KSAFE_EXTERN int ksafe_producer_get_stats(ksafe_producer *p,
