@@ -447,6 +447,11 @@ static const same_case same_cases[] = {
     {0, 0, "no.such.property", "1", KSAFE_EINVAL},
     {0, 0, "linger.ms", "later", KSAFE_EINVAL},
     {0, 1, "enable.idempotence", "false", 0},
+    /* allowed by allow_unsafe, but librdkafka refuses them beside the
+     * preset's idempotence */
+    {0, 1, "acks", "1", KSAFE_EINVAL},
+    {0, 1, "max.in.flight.requests.per.connection", "6", KSAFE_EINVAL},
+    {0, 1, "retries", "0", KSAFE_EINVAL},
 };
 
 START_TEST(validate_refuses_what_new_refuses)
