@@ -24,6 +24,12 @@ int ksafe_producer_options_init(ksafe_producer_options *opts,
     return 0;
 }
 
+static int is_true(const char *v)
+{
+    return strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+           strcasecmp(v, "t") == 0;
+}
+
 /*
  * Raw properties the producer's own machinery depends on. The general guard
  * (client.c) lets allow_unsafe through; these it must not: transactions
@@ -44,9 +50,7 @@ static int check_raw_properties(const ksafe_producer_options *o,
                                     "the transactional_id field");
         if (!o->transactional_id)
             continue;
-        if (strcmp(k, "enable.idempotence") == 0 &&
-            strcasecmp(v, "true") != 0 && strcmp(v, "1") != 0 &&
-            strcasecmp(v, "t") != 0)
+        if (strcmp(k, "enable.idempotence") == 0 && !is_true(v))
             return ksafe__error_set(
                 err, KSAFE_EUNSAFE, 0, 0,
                 "refused rdkafka property %s=%s: a transactional producer "
@@ -62,6 +66,50 @@ static int check_raw_properties(const ksafe_producer_options *o,
                 "(transactional_id is set) needs acks=all; allow_unsafe "
                 "does not apply",
                 k, v);
+    }
+    return 0;
+}
+
+/*
+ * librdkafka refuses, when it creates the instance, settings that cannot
+ * go with idempotence. The preset keeps idempotence on, so an override
+ * that allow_unsafe let through would only fail in _new, as KSAFE_EKAFKA;
+ * found here, validation refuses it too and says what else to change.
+ */
+static int check_idempotence_conflicts(const ksafe_producer_options *o,
+                                       ksafe_error *err)
+{
+    const char *const *kv;
+
+    for (kv = o->rdkafka_properties; kv && kv[0]; kv += 2)
+        if (strcmp(kv[0], "enable.idempotence") == 0 && !is_true(kv[1]))
+            return 0;
+    for (kv = o->rdkafka_properties; kv && kv[0]; kv += 2) {
+        const char *k = kv[0], *v = kv[1];
+        const char *needs = NULL;
+
+        if ((strcmp(k, "acks") == 0 ||
+             strcmp(k, "request.required.acks") == 0) &&
+            strcasecmp(v, "all") != 0 && strcmp(v, "-1") != 0)
+            needs = "acks=all";
+        else if ((strcmp(k, "max.in.flight") == 0 ||
+                  strcmp(k, "max.in.flight.requests.per.connection") == 0) &&
+                 atoi(v) > 5)
+            needs = "at most 5 requests in flight";
+        else if ((strcmp(k, "retries") == 0 ||
+                  strcmp(k, "message.send.max.retries") == 0) &&
+                 atoi(v) < 1)
+            needs = "retries >= 1";
+        else if (strcmp(k, "queuing.strategy") == 0 &&
+                 strcmp(v, "fifo") != 0)
+            needs = "queuing.strategy=fifo";
+        if (needs)
+            return ksafe__error_set(
+                err, KSAFE_EINVAL, 0, 0,
+                "rdkafka property %s=%s: the idempotent producer needs %s "
+                "and librdkafka would refuse it; set enable.idempotence="
+                "false too to go without idempotence",
+                k, v, needs);
     }
     return 0;
 }
@@ -86,7 +134,8 @@ int ksafe_producer_options_validate(const ksafe_producer_options *opts,
     if ((rc = check_raw_properties(opts, err)))
         return rc;
     KSAFE__CLIENT_VIEW(v, opts);
-    if ((rc = ksafe__client_validate(&v, err)))
+    if ((rc = ksafe__client_validate(&v, err)) ||
+        (rc = check_idempotence_conflicts(opts, err)))
         return rc;
     if ((rc = ksafe__check_range(err, "max_in_flight", opts->max_in_flight, 1, 5)))
         return rc == KSAFE_EINVAL && opts->max_in_flight > 5

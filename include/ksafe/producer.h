@@ -164,9 +164,11 @@ KSAFE_EXTERN int ksafe_producer_options_init(ksafe_producer_options *opts,
  * Checks `opts` as ksafe_producer_new() would, without creating anything:
  * the same function runs in both, raw properties included (the unsafe
  * guard, and librdkafka's refusal of an unknown property or a value it
- * cannot parse), with the same code and message. What only creating the
- * librdkafka instance can find (e.g. acks=1 while idempotence stays on,
- * KSAFE_EKAFKA) is left to ksafe_producer_new().
+ * cannot parse), with the same code and message. Overrides that
+ * allow_unsafe lets through but librdkafka refuses while idempotence stays
+ * on (acks other than all, more than 5 requests in flight, retries 0,
+ * queuing.strategy other than fifo) are refused with KSAFE_EINVAL, which
+ * names what else to change (enable.idempotence=false).
  */
 KSAFE_EXTERN int ksafe_producer_options_validate(
     const ksafe_producer_options *opts, ksafe_error *err);
