@@ -124,4 +124,3 @@ int ksafe_producer_close(ksafe_producer *p, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "producer is NULL");
     return ksafe_producer_close_timeout(p, p->delivery_timeout_ms + 1000, err);
 }
-
