@@ -49,6 +49,66 @@ START_TEST(close_before_or_during_first_join)
 }
 END_TEST
 
+/*
+ * Issue 9 item 5: member A (range) marks 10 records on each of 2
+ * partitions, B joins, A closes while the join is under way. Whatever the
+ * cluster does with A's commits, close either committed every mark or
+ * reports each partition it could not commit, with its offset.
+ */
+START_TEST(close_reports_what_it_could_not_commit)
+{
+    char topic[64], group[64];
+    member a, b;
+    ksafe_error err;
+    int64_t committed[2], end;
+    time_t deadline;
+    int rc, p;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "closerep");
+    ksafe_test_unique_name(group, sizeof(group), "closerep-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
+    kit_produce(tc, topic, 2, 20);
+    kit_join(tc, &a, topic, group, KSAFE_ASSIGN_RANGE);
+    a.mark_below = 10;
+    deadline = time(NULL) + 30;
+    while (a.seen[0] + a.seen[1] < 40 && time(NULL) < deadline)
+        kit_poll(&a, 100);
+    ck_assert_int_eq(a.seen[0] + a.seen[1], 40);
+
+    kit_join(tc, &b, topic, group, KSAFE_ASSIGN_RANGE);
+    /* Let B's JoinGroup reach the coordinator: the join is under way. A
+     * is not polled, so its revoke is still to come: inside close. */
+    end = now_ms() + 1000;
+    while (now_ms() < end)
+        kit_poll(&b, 20);
+    memset(&err, 0, sizeof(err));
+    rc = ksafe_consumer_close(a.c, &err);
+    test_committed(tc, topic, group, 2, committed);
+    fprintf(stderr, "close: rc %d, committed %lld %lld, message: %s\n", rc,
+            (long long)committed[0], (long long)committed[1], err.message);
+    if (rc == 0) {
+        for (p = 0; p < 2; p++)
+            ck_assert_msg(committed[p] == 10,
+                          "close returned 0 but partition %d is committed "
+                          "at %lld, not at A's mark 10", p,
+                          (long long)committed[p]);
+    } else {
+        ck_assert_int_eq(rc, KSAFE_ECOMMIT);
+        for (p = 0; p < 2; p++) {
+            char item[96];
+            if (committed[p] == 10)
+                continue;
+            snprintf(item, sizeof(item), "%s [%d] at 10", topic, p);
+            ck_assert_msg(strstr(err.message, item),
+                          "partition %d (committed %lld) not named in "
+                          "\"%s\"", p, (long long)committed[p], err.message);
+        }
+    }
+    ksafe_consumer_free(a.c);
+    kit_leave(&b);
+}
+END_TEST
+
 /* Close of a consumer that never subscribed is immediate and harmless. */
 START_TEST(close_without_subscribe)
 {
@@ -74,6 +134,11 @@ static Suite *consumer_close_suite(void)
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, close_before_or_during_first_join, 0, 6);
     tcase_add_test(t, close_without_subscribe);
+    suite_add_tcase(s, t);
+    t = tcase_create("close_report");
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, close_reports_what_it_could_not_commit);
     suite_add_tcase(s, t);
     return s;
 }
