@@ -130,6 +130,8 @@ static void consumer_destroy(ksafe_consumer *c)
 {
     /* Topic references and the commit queue go before the handle. */
     ksafe__consumer_forget_all(c);
+    if (c->close_failed)
+        rd_kafka_topic_partition_list_destroy(c->close_failed);
     if (c->commit_q)
         rd_kafka_queue_destroy(c->commit_q);
     ksafe__client_release(&c->cl);
@@ -165,6 +167,7 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     c->cooperative_conf =
         opts->assignment_strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY;
     c->session_timeout_ms = opts->session_timeout_ms;
+    c->protocol = -1;
     ksafe__consumer_policy_init(c);
 
     conf = rd_kafka_conf_new();
@@ -452,36 +455,83 @@ static int assignment_empty(ksafe_consumer *c)
     return empty && c->n_pos == 0;
 }
 
+static int nothing_dirty(ksafe_consumer *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_pos; i++)
+        if (c->pos[i].marked >= 0 && c->pos[i].marked != c->pos[i].committed)
+            return 0;
+    return 1;
+}
+
+/*
+ * Close's own commit. A refusal mid-rebalance is retried by polling, never
+ * by sleeping: a member that stops polling stops serving its rebalance and
+ * gets fenced, and the revoke that polling serves commits (or reports) the
+ * partitions it takes away.
+ */
+static void close_commit(ksafe_consumer *c)
+{
+    int64_t deadline = ksafe__now_ms() + c->session_timeout_ms + 5000;
+    ksafe_error ce;
+    int rc;
+
+    rc = ksafe__consumer_commit_marked(c, NULL, KSAFE__COMMIT_SYNC_ONCE, &ce);
+    while (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) && c->subscribed &&
+           ksafe__now_ms() < deadline) {
+        serve_until(c, nothing_dirty, 200);
+        rc = ksafe__consumer_commit_marked(c, NULL, KSAFE__COMMIT_SYNC_ONCE,
+                                           &ce);
+    }
+}
+
+/* The ECOMMIT of close: every position it could not commit. */
+static int close_report(ksafe_consumer *c, ksafe_error *err)
+{
+    const rd_kafka_topic_partition_list_t *l = c->close_failed;
+    char what[200];
+    size_t used = 0;
+    int i;
+
+    what[0] = '\0';
+    for (i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        int n;
+
+        ksafe__log(&c->cl, KSAFE_LOG_ERR, "CLOSE",
+                   "%s [%d]: position %lld not committed (%s): records from "
+                   "the last commit on come again",
+                   tp->topic, (int)tp->partition, (long long)tp->offset,
+                   rd_kafka_err2str(tp->err));
+        if (used + 1 >= sizeof(what))
+            continue;
+        n = snprintf(what + used, sizeof(what) - used, "%s%s [%d] at %lld",
+                     i ? ", " : "", tp->topic, (int)tp->partition,
+                     (long long)tp->offset);
+        if (n > 0)
+            used += (size_t)n;
+    }
+    if (used >= sizeof(what))
+        memcpy(what + sizeof(what) - 4, "...", 4);
+    return ksafe__error_set(err, KSAFE_ECOMMIT, l->elems[0].err, 0,
+                            "close: %d position(s) not committed (%s): %s",
+                            l->cnt, rd_kafka_err2name(l->elems[0].err), what);
+}
+
 int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
 {
     ksafe_error ce;
-    int rc = 0;
 
     if (!c)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "consumer is NULL");
     if (c->closed)
         return 0;
     c->closing = 1;
-    c->close_rc = 0;
-    rc = ksafe__consumer_commit_marked(c, NULL, 0, &ce);
-    if (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) && c->subscribed) {
-        /* Refused mid-rebalance: let the rebalance finish (serving its
-         * callbacks), then try again, for about a session timeout. */
-        int64_t deadline = ksafe__now_ms() + c->session_timeout_ms + 5000;
-        while (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) &&
-               ksafe__now_ms() < deadline) {
-            int64_t until = ksafe__now_ms() + 500;
-            while (ksafe__now_ms() < until) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cl.rk, 50);
-                if (m)
-                    rd_kafka_message_destroy(m);
-            }
-            rc = ksafe__consumer_commit_marked(c, NULL, 0, &ce);
-        }
-    }
-    if (rc)
-        c->close_err = ce;
-    c->close_rc = rc;
+    if (c->close_failed)
+        rd_kafka_topic_partition_list_destroy(c->close_failed);
+    c->close_failed = NULL;
+    close_commit(c);
     if (c->subscribed) {
         /* Issue 4312 (fixed in 2.3.0): destroying a cooperative-sticky
          * consumer after its first JoinGroup answer but before its first
@@ -496,20 +546,14 @@ int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
         serve_until(c, assignment_empty, c->session_timeout_ms + 10000);
     }
     /* Anything still tracked (unsubscribe timed out): last chance. */
-    if (c->n_pos && ksafe__consumer_commit_marked(c, NULL, 0, &ce) &&
-        !c->close_rc) {
-        c->close_rc = KSAFE_ECOMMIT;
-        c->close_err = ce;
-    }
+    if (c->n_pos)
+        ksafe__consumer_commit_marked(c, NULL, KSAFE__COMMIT_SYNC_ONCE, &ce);
     rd_kafka_consumer_close(c->cl.rk);
     ksafe__consumer_serve_commits(c);
     c->closed = 1;
     c->closing = 0;
-    if (c->close_rc)
-        return ksafe__error_set(err, KSAFE_ECOMMIT,
-                                c->close_err.rdkafka_code,
-                                c->close_err.flags, "close: %s",
-                                c->close_err.message);
+    if (c->close_failed && c->close_failed->cnt)
+        return close_report(c, err);
     return 0;
 }
 

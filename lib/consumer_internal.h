@@ -80,7 +80,7 @@ struct ksafe_consumer {
     const rd_kafka_topic_partition_list_t *assigning; /* in on_assigned */
     int in_revoke;        /* inside on_revoked / on_lost */
     int cooperative_conf; /* strategy we configured: fallback when librdkafka
-                             does not say (NULL during close in 2.0.2) */
+                             never named the protocol yet */
     int assigned_once;    /* the first assignment was handled (issue 4312) */
     int rebalances;
 
@@ -88,11 +88,18 @@ struct ksafe_consumer {
     int subscribed;
     int closing;
     int closed;
-    /* During close: what revoke commits could not commit. */
-    int close_rc;
-    ksafe_error close_err;
 
     volatile sig_atomic_t stop;
+
+    /* ---- close report and protocol (issue 9 item 5) ---------------------
+     * close_failed: during close, every position a sync commit could not
+     * commit (revoke or close's own), offset and error (.err) per
+     * partition; an accepted commit at or past that offset removes it.
+     * protocol: the rebalance protocol librdkafka last named (1
+     * cooperative, 0 eager, -1 not yet): it returns NULL inside callbacks
+     * run during close (2.0.2). */
+    rd_kafka_topic_partition_list_t *close_failed;
+    int protocol;
 };
 
 /* ---- consumer_offsets.c ------------------------------------------------ */
@@ -112,14 +119,31 @@ void ksafe__consumer_forget(ksafe_consumer *c,
 /* Forgets every position (consumer destroyed). */
 void ksafe__consumer_forget_all(ksafe_consumer *c);
 
+/* How ksafe__consumer_commit_marked() commits. */
+enum {
+    /* Synchronous; retriable refusals are retried for about 1.5 s, except
+     * inside a rebalance callback (the generation cannot change there). */
+    KSAFE__COMMIT_SYNC = 0,
+    /* Asynchronous, at most one in flight. */
+    KSAFE__COMMIT_ASYNC = 1,
+    /* Synchronous, one attempt: close retries by polling instead. */
+    KSAFE__COMMIT_SYNC_ONCE = 2
+};
+
 /*
- * Commits marked, not yet accepted positions of `only` (NULL: all).
- * Synchronous commits retry briefly on retriable refusals; the error message
- * names what stayed uncommitted.
+ * Commits marked, not yet accepted positions of `only` (NULL: all), `mode`
+ * one of the KSAFE__COMMIT_* values; the error message names what stayed
+ * uncommitted. During close, failures and successes of sync commits are
+ * noted in c->close_failed.
  */
 int ksafe__consumer_commit_marked(ksafe_consumer *c,
                                   const rd_kafka_topic_partition_list_t *only,
-                                  int async, ksafe_error *err);
+                                  int mode, ksafe_error *err);
+
+/* During close: notes the marked, uncommitted positions of lost `parts`
+ * in c->close_failed (they are dropped, never committed). */
+void ksafe__consumer_close_note_lost(ksafe_consumer *c,
+                                     const rd_kafka_topic_partition_list_t *parts);
 
 /* Serves results of an asynchronous commit, if one is in flight. */
 void ksafe__consumer_serve_commits(ksafe_consumer *c);

@@ -186,12 +186,12 @@ int ksafe_consumer_done(ksafe_consumer *c, const ksafe_message *msg,
 
 /* ---- commits ----------------------------------------------------------- */
 
-static int retriable(const ksafe_consumer *c, rd_kafka_resp_err_t e)
+static int retriable(ksafe_consumer *c, rd_kafka_resp_err_t e)
 {
     /* Cooperative members keep their partitions across generations: after
      * the rejoin the same commit is valid again. Eager members do not. */
     if (e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
-        return c->cooperative_conf;
+        return ksafe__consumer_cooperative(c);
     switch (e) {
     case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
     case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
@@ -286,8 +286,9 @@ static void describe_failures(char *buf, size_t size, rd_kafka_resp_err_t rerr,
 
 typedef struct sync_result {
     ksafe_consumer *c;
-    rd_kafka_resp_err_t err;
-    rd_kafka_topic_partition_list_t *refused;
+    rd_kafka_resp_err_t err;       /* the request's or a partition's error */
+    rd_kafka_resp_err_t request_err; /* the request's own */
+    rd_kafka_topic_partition_list_t *refused; /* NULL until answered */
 } sync_result;
 
 static void sync_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
@@ -297,7 +298,7 @@ static void sync_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
     int i;
 
     KSAFE__UNUSED(rk);
-    r->err = rerr;
+    r->err = r->request_err = rerr;
     record_result(r->c, rerr, offsets, 0);
     if (r->refused)
         rd_kafka_topic_partition_list_destroy(r->refused);
@@ -314,6 +315,64 @@ static void sync_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
         }
 }
 
+/*
+ * During close: notes what this sync commit attempt left uncommitted (`l`
+ * sent, `r` its answer), and forgets earlier failures an accepted position
+ * now covers.
+ */
+static void close_note(ksafe_consumer *c,
+                       const rd_kafka_topic_partition_list_t *l,
+                       const sync_result *r)
+{
+    int i;
+
+    if (!c->closing)
+        return;
+    if (!c->close_failed &&
+        !(c->close_failed = rd_kafka_topic_partition_list_new(l->cnt)))
+        return;
+    for (i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *sent = &l->elems[i];
+        const rd_kafka_topic_partition_t *no =
+            r->refused ? rd_kafka_topic_partition_list_find(
+                             r->refused, sent->topic, sent->partition)
+                       : NULL;
+        rd_kafka_topic_partition_t *old = rd_kafka_topic_partition_list_find(
+            c->close_failed, sent->topic, sent->partition);
+        /* Unanswered, or refused as a whole: every partition failed. */
+        rd_kafka_resp_err_t e = no           ? no->err
+                                : r->refused ? r->request_err
+                                             : r->err;
+
+        if (!e) {
+            if (old && old->offset <= sent->offset)
+                rd_kafka_topic_partition_list_del(c->close_failed,
+                                                  sent->topic,
+                                                  sent->partition);
+            continue;
+        }
+        if (!old)
+            old = rd_kafka_topic_partition_list_add(
+                c->close_failed, sent->topic, sent->partition);
+        if (old->offset < sent->offset)
+            old->offset = sent->offset;
+        old->err = e;
+    }
+}
+
+void ksafe__consumer_close_note_lost(ksafe_consumer *c,
+                                     const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l;
+    sync_result r = {c, RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST,
+                     RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST, NULL};
+
+    if (c->closing && (l = dirty_list(c, parts, 0))) {
+        close_note(c, l, &r);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -321,12 +380,19 @@ static void sleep_ms(int ms)
 }
 
 static int commit_sync(ksafe_consumer *c,
-                       const rd_kafka_topic_partition_list_t *only,
+                       const rd_kafka_topic_partition_list_t *only, int mode,
                        ksafe_error *err)
 {
     static const int backoff_ms[] = {100, 200, 400, 800};
     rd_kafka_topic_partition_list_t *l;
-    sync_result r = {c, RD_KAFKA_RESP_ERR_NO_ERROR, NULL};
+    sync_result r = {c, RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR_NO_ERROR,
+                     NULL};
+    /* Inside a rebalance callback the generation cannot change, and close
+     * retries by polling: there one attempt tells all. */
+    size_t retries = mode == KSAFE__COMMIT_SYNC && !c->in_revoke &&
+                             !c->assigning
+                         ? sizeof(backoff_ms) / sizeof(backoff_ms[0])
+                         : 0;
     size_t attempt;
     char what[160];
     int n = 0;
@@ -340,11 +406,16 @@ static int commit_sync(ksafe_consumer *c,
             return 0;
         }
         n = l->cnt;
-        r.err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        r.err = r.request_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (r.refused) {
+            rd_kafka_topic_partition_list_destroy(r.refused);
+            r.refused = NULL;
+        }
         c->commits_sent++;
         rerr = rd_kafka_commit_queue(c->cl.rk, l, NULL, sync_cb, &r);
         if (rerr && !r.err)
             r.err = rerr;
+        close_note(c, l, &r);
         if (!r.err) {
             rd_kafka_topic_partition_list_destroy(l);
             if (attempt < sizeof(backoff_ms) / sizeof(backoff_ms[0]))
@@ -356,8 +427,7 @@ static int commit_sync(ksafe_consumer *c,
                 return 0;
             break;
         }
-        if (!retriable(c, r.err) ||
-            attempt == sizeof(backoff_ms) / sizeof(backoff_ms[0]))
+        if (!retriable(c, r.err) || attempt >= retries)
             break;
         ksafe__log(&c->cl, KSAFE_LOG_NOTICE, "COMMIT",
                    "commit of %d partition(s) refused (%s); retrying", n,
@@ -444,10 +514,10 @@ static int commit_async(ksafe_consumer *c, ksafe_error *err)
 
 int ksafe__consumer_commit_marked(ksafe_consumer *c,
                                   const rd_kafka_topic_partition_list_t *only,
-                                  int async, ksafe_error *err)
+                                  int mode, ksafe_error *err)
 {
     ksafe__consumer_serve_commits(c);
-    if (async) {
+    if (mode == KSAFE__COMMIT_ASYNC) {
         if (c->async_in_flight &&
             ksafe__now_ms() - c->async_sent_ms < ASYNC_STUCK_MS)
             return 0; /* one at a time; the next one carries the rest */
@@ -462,7 +532,7 @@ int ksafe__consumer_commit_marked(ksafe_consumer *c,
         }
         return commit_async(c, err);
     }
-    return commit_sync(c, only, err);
+    return commit_sync(c, only, mode, err);
 }
 
 int ksafe_consumer_commit(ksafe_consumer *c, ksafe_commit_mode mode,
@@ -477,8 +547,10 @@ int ksafe_consumer_commit(ksafe_consumer *c, ksafe_commit_mode mode,
     if (c->closed)
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
-    return ksafe__consumer_commit_marked(c, NULL, mode == KSAFE_COMMIT_ASYNC,
-                                         err);
+    return ksafe__consumer_commit_marked(
+        c, NULL, mode == KSAFE_COMMIT_ASYNC ? KSAFE__COMMIT_ASYNC
+                                            : KSAFE__COMMIT_SYNC,
+        err);
 }
 
 /* ---- commit policy ----------------------------------------------------- */
@@ -564,7 +636,7 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
     c->last_commit_ms = now;
     c->next_count = c->every_records ? c->marks + c->every_records
                                      : UINT64_MAX;
-    return ksafe__consumer_commit_marked(c, NULL, 1, err);
+    return ksafe__consumer_commit_marked(c, NULL, KSAFE__COMMIT_ASYNC, err);
 }
 
 int ksafe_consumer_commit_maybe(ksafe_consumer *c, ksafe_error *err)

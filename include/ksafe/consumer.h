@@ -155,7 +155,8 @@ typedef enum ksafe_commit_mode {
  * SYNC waits for the answer; a commit refused while a rebalance is in
  * progress or while the coordinator moves is retried for about 1.5 s before
  * KSAFE_ECOMMIT (flag KSAFE_ERROR_RETRIABLE) is returned; the message names
- * the partitions left uncommitted. ASYNC sends and returns; at most one
+ * the partitions left uncommitted. Called from a rebalance hook it makes one
+ * attempt: the group cannot move on while the hook runs. ASYNC sends and returns; at most one
  * asynchronous commit is in flight, its result is read inside the next
  * ksafe_consumer_poll()/commit call, and a refused position stays
  * uncommitted and goes out again with the next commit. A position is only
@@ -245,9 +246,13 @@ KSAFE_EXTERN int ksafe_group_instance_id(char *buf, size_t size,
 
 /**
  * Commits what was marked, leaves the group and stops fetching. Rebalance
- * hooks (on_revoked) run inside it. Returns KSAFE_ECOMMIT (after still
- * closing) when marked offsets could not be committed; the message names the
- * partitions. Calling it twice is harmless.
+ * hooks (on_revoked) run inside it; a commit refused mid-rebalance is
+ * retried while close keeps serving the group (records polled meanwhile are
+ * dropped unmarked: they come again). Returns KSAFE_ECOMMIT (after still
+ * closing) when any marked position could not be committed, by close itself
+ * or by a revoke or loss during close; the message names each such
+ * partition and offset ("topic [p] at offset"), and each is also logged at
+ * error level. Calling it twice is harmless (the second call returns 0).
  *
  * librdkafka 2.0.2 can abort a cooperative consumer closed between its first
  * JoinGroup and its first assignment, and can hang when an assignment
