@@ -1,7 +1,8 @@
 /*
  * lib/consumer_internal.h - the consumer's state, shared by its files:
  * consumer.c (life cycle, poll, seek), consumer_offsets.c (positions,
- * commits, commit policy), consumer_rebalance.c (the rebalance callback).
+ * commits, commit policy), consumer_rebalance.c (the rebalance callback),
+ * consumer_close.c (close and its librdkafka workarounds).
  *
  * Everything here is touched only by the thread that polls: rebalance and
  * commit-result callbacks run inside poll/commit/close, so no lock is needed.
@@ -15,6 +16,33 @@
 
 /* No start offset requested by ksafe_consumer_seek() inside on_assigned. */
 #define KSAFE__NO_START INT64_MIN
+
+/*
+ * librdkafka bugs the consumer works around, each only where it exists;
+ * decided once, in ksafe_consumer_new, from rd_kafka_version().
+ */
+typedef struct ksafe__consumer_quirks {
+    /* Issue 4312, fixed in 2.3.0: destroying a cooperative-sticky consumer
+     * whose JoinGroup was answered, before its first assignment, asserts -
+     * with or without consumer close. */
+    unsigned int sticky_destroy_asserts : 1;
+    /* Issue 4527, fixed in 2.4.0: an incremental assignment arriving while
+     * the consumer closes can hang close. */
+    unsigned int close_hangs_on_assign : 1;
+    /* Issue 4230, fixed in 2.1.0: rd_kafka_seek_partitions() takes its
+     * timeout 1000x too short. */
+    unsigned int seek_timeout_unit : 1;
+} ksafe__consumer_quirks;
+
+/* rd_kafka_version() is 0xMMmmrrpp; a release is 0xMMmmrrff, earlier
+ * pre-releases lower: "fixed in M.m.r" means version >= 0xMMmmrr00 + 0xff. */
+static inline void ksafe__consumer_quirks_of(int version,
+                                             ksafe__consumer_quirks *q)
+{
+    q->sticky_destroy_asserts = version < 0x020300ff;
+    q->close_hangs_on_assign = version < 0x020400ff;
+    q->seek_timeout_unit = version < 0x020100ff;
+}
 
 /* The processed position of one assigned partition. */
 typedef struct ksafe__position {
@@ -100,6 +128,14 @@ struct ksafe_consumer {
      * run during close (2.0.2). */
     rd_kafka_topic_partition_list_t *close_failed;
     int protocol;
+
+    /* ---- librdkafka workarounds (issue 9 item 14) -----------------------
+     * detached: closed without destroying the librdkafka handle, because
+     * destroying it would abort the process (quirks.sticky_destroy_asserts);
+     * freeing parks it on a list instead (consumer_close.c). */
+    ksafe__consumer_quirks quirks;
+    int detached;
+    struct ksafe_consumer *parked_next;
 };
 
 /* ---- consumer_offsets.c ------------------------------------------------ */
@@ -153,6 +189,12 @@ int ksafe__consumer_commit_idle(ksafe_consumer *c, ksafe_error *err);
 
 /* Sets the default commit policy. */
 void ksafe__consumer_policy_init(ksafe_consumer *c);
+
+/* ---- consumer_close.c -------------------------------------------------- */
+
+/* Keeps a detached consumer (and its librdkafka handle) until the process
+ * exits, reachable and quiet: its log lines are dropped. */
+void ksafe__consumer_park(ksafe_consumer *c);
 
 /* ---- consumer_rebalance.c ---------------------------------------------- */
 

@@ -254,12 +254,16 @@ KSAFE_EXTERN int ksafe_group_instance_id(char *buf, size_t size,
  * partition and offset ("topic [p] at offset"), and each is also logged at
  * error level. Calling it twice is harmless (the second call returns 0).
  *
- * librdkafka 2.0.2 can abort a cooperative consumer closed between its first
- * JoinGroup and its first assignment, and can hang when an assignment
- * arrives during close: close therefore waits (bounded by the session
- * timeout plus a few seconds) for the first assignment, unsubscribes, waits
- * for the assignment to be empty, and only then closes. Closing right after
- * subscribe thus takes as long as a group join.
+ * Workarounds, each applied only when the linked librdkafka has the bug
+ * (rd_kafka_version()): before 2.4.0 an assignment arriving during close
+ * can hang it, so close unsubscribes and waits for the assignment to be
+ * empty first. Before 2.3.0 destroying a cooperative-sticky consumer whose
+ * JoinGroup was answered but which has no assignment yet aborts the
+ * process: close then waits for the first assignment (at most the session
+ * timeout plus 10 s); if none comes, it leaves the group but keeps the
+ * librdkafka handle, idle and silent, until the process exits (an error is
+ * logged; ksafe_consumer_free() still releases what it can). A consumer
+ * whose JoinGroup was never answered closes at once.
  */
 KSAFE_EXTERN int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err);
 
