@@ -408,6 +408,79 @@ START_TEST(static_member_returns_without_rebalance)
 }
 END_TEST
 
+/*
+ * done() takes only records of the current assignment: A holds the first
+ * record of each partition; B joins, takes one of them (Q), processes all
+ * of Q and leaves (committing it); Q comes back to A. A's record of Q from
+ * before is refused (KSAFE_ESTATE) while B owns Q and after Q came back -
+ * marking it would move Q's position back over B's commit. The record of
+ * the partition A kept, and a record of Q polled after its return, are
+ * taken.
+ */
+START_TEST(done_refuses_records_of_an_earlier_assignment)
+{
+    char topic[64], group[64];
+    ksafe_message *old[2] = {NULL, NULL}, *msg;
+    member ms[2];
+    ksafe_error err;
+    time_t deadline;
+    int q, p;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "epoch");
+    ksafe_test_unique_name(group, sizeof(group), "epoch-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
+    kit_produce(tc, topic, 2, 10);
+    kit_join(tc, &ms[0], topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    memset(&ms[1], 0, sizeof(ms[1]));
+    deadline = time(NULL) + 30;
+    while (!(old[0] && old[1]) && time(NULL) < deadline) {
+        ck_assert_ok(ksafe_consumer_poll(ms[0].c, 100, &msg, &err), err);
+        if (msg && !old[ksafe_message_partition(msg)])
+            old[ksafe_message_partition(msg)] = msg;
+        else
+            ksafe_message_free(msg);
+    }
+    ck_assert_msg(old[0] && old[1], "A got no record of each partition");
+
+    kit_join(tc, &ms[1], topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    ms[1].mark_below = 1000;
+    kit_settle(ms, 2, 2);
+    q = ms[1].owned[0] ? 0 : 1;
+    ck_assert_int_eq(ksafe_consumer_done(ms[0].c, old[q], &err),
+                     KSAFE_ESTATE);
+    ck_assert_ok(ksafe_consumer_done(ms[0].c, old[1 - q], &err), err);
+    deadline = time(NULL) + 30;
+    while (ms[1].seen[q] < 10 && time(NULL) < deadline) {
+        kit_poll(&ms[1], 50);
+        kit_poll(&ms[0], 0);
+    }
+    ck_assert_int_eq(ms[1].seen[q], 10);
+
+    kit_leave(&ms[1]);
+    kit_settle(ms, 1, 2);
+    ck_assert_int_eq(ksafe_consumer_done(ms[0].c, old[q], &err),
+                     KSAFE_ESTATE);
+    ck_assert_ptr_nonnull(strstr(err.message, "assigned again"));
+    ck_assert_ok(ksafe_consumer_done(ms[0].c, old[1 - q], &err), err);
+    /* A record of Q from the current assignment is taken. */
+    ck_assert_ok(ksafe_consumer_seek(ms[0].c, topic, q, 0, &err), err);
+    deadline = time(NULL) + 30;
+    for (p = -1; p != q && time(NULL) < deadline;) {
+        ck_assert_ok(ksafe_consumer_poll(ms[0].c, 100, &msg, &err), err);
+        if (!msg)
+            continue;
+        p = ksafe_message_partition(msg);
+        if (p == q)
+            ck_assert_ok(ksafe_consumer_done(ms[0].c, msg, &err), err);
+        ksafe_message_free(msg);
+    }
+    ck_assert_int_eq(p, q);
+    ksafe_message_free(old[0]);
+    ksafe_message_free(old[1]);
+    kit_leave(&ms[0]);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
     Suite *s = suite_create("consumer");
@@ -422,6 +495,7 @@ static Suite *consumer_suite(void)
         {"refused_commits", refused_commits_lose_nothing, 1},
         {"commit_policy", commit_policy_commits_by_count, 1},
         {"static_membership", static_member_returns_without_rebalance, 1},
+        {"done_epoch", done_refuses_records_of_an_earlier_assignment, 1},
     };
     size_t i;
 
