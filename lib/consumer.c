@@ -276,6 +276,12 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
         rd_kafka_message_destroy(m);
         return rc;
     }
+    {
+        /* Where this assignment's delivery of the partition began. */
+        ksafe__position *p = ksafe__consumer_entry(c, m);
+        if (p && p->first < 0)
+            p->first = m->offset;
+    }
     *out = (ksafe_message *)m;
     return 0;
 }
@@ -324,6 +330,8 @@ int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
                                 "seek %s [%d]: partition not assigned to "
                                 "this consumer",
                                 topic, (int)partition);
+    /* Delivery begins again where the seek lands. */
+    p->first = -1;
     l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
     /* Before 2.1.0 the timeout is taken 1000x too short (issue 4230):

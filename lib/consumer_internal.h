@@ -55,6 +55,10 @@ typedef struct ksafe__position {
     int64_t committed; /* last position the broker accepted, -1 if none */
     int64_t in_flight; /* position sent in the async commit, -1 if none */
     int64_t start;     /* start offset set in on_assigned, or NO_START */
+    /* Where this assignment's delivery began: the first record polled
+     * since the partition was (re)assigned or sought, -1 while none was
+     * (issue 9: done() refuses records of an earlier assignment). */
+    int64_t first;
 } ksafe__position;
 
 struct ksafe_consumer {
@@ -143,6 +147,10 @@ struct ksafe_consumer {
 /* Adds entries for newly assigned partitions (existing ones are kept). */
 int ksafe__consumer_track(ksafe_consumer *c,
                           const rd_kafka_topic_partition_list_t *parts);
+
+/* The entry of a consumed record (index, then names), or NULL. */
+ksafe__position *ksafe__consumer_entry(ksafe_consumer *c,
+                                       const rd_kafka_message_t *m);
 
 /* Finds the entry of topic/partition by name, or NULL. */
 ksafe__position *ksafe__consumer_find(ksafe_consumer *c, const char *topic,

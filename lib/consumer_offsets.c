@@ -95,6 +95,7 @@ int ksafe__consumer_track(ksafe_consumer *c,
         p->partition = tp->partition;
         p->marked = p->committed = p->in_flight = -1;
         p->start = KSAFE__NO_START;
+        p->first = -1;
         c->n_pos++;
     }
     return reindex(c);
@@ -157,6 +158,50 @@ static ksafe__position *lookup(ksafe_consumer *c, const rd_kafka_message_t *m)
     return ksafe__consumer_find(c, rd_kafka_topic_name(m->rkt), m->partition);
 }
 
+ksafe__position *ksafe__consumer_entry(ksafe_consumer *c,
+                                       const rd_kafka_message_t *m)
+{
+    ksafe__position *p = c->last;
+
+    if (!p || p->rkt != m->rkt || p->partition != m->partition) {
+        if (!(p = lookup(c, m)))
+            return NULL;
+        c->last = p;
+    }
+    return p;
+}
+
+/*
+ * Whether `m` may belong to an earlier assignment of its partition. A
+ * record carries no assignment, so its offset has to tell: this
+ * assignment's delivery starts at `first` and goes up, so a record below
+ * it was polled before (marking it would move the position back over what
+ * the partition's other owner committed meanwhile). At or above `first` an
+ * old copy is the same record again, which it processed then: by done()'s
+ * contract every earlier record of it was processed as well, so marking
+ * it loses nothing. Nothing polled yet through ksafe_consumer_poll()
+ * (records polled another way): librdkafka's position says whether this
+ * assignment delivered anything; if not, the record is old.
+ */
+static int from_earlier_assignment(ksafe_consumer *c, ksafe__position *p,
+                                   const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l;
+    int64_t pos;
+
+    if (p->first >= 0)
+        return m->offset < p->first;
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    pos = rd_kafka_position(c->cl.rk, l) ? RD_KAFKA_OFFSET_INVALID
+                                         : l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (pos < 0)
+        return 1;
+    p->first = 0; /* delivered meanwhile, where from is unknown */
+    return 0;
+}
+
 int ksafe_consumer_done(ksafe_consumer *c, const ksafe_message *msg,
                         ksafe_error *err)
 {
@@ -166,20 +211,24 @@ int ksafe_consumer_done(ksafe_consumer *c, const ksafe_message *msg,
     if (!c || !m)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "done needs a consumer and a consumed record");
-    p = c->last;
-    if (!p || p->rkt != m->rkt || p->partition != m->partition) {
-        if (!(p = lookup(c, m)))
+    if (!(p = ksafe__consumer_entry(c, m)))
+        return ksafe__error_set(
+            err, KSAFE_ESTATE, 0, 0,
+            "%s [%d] offset %lld: partition no longer assigned to this "
+            "consumer (revoked or lost); its new owner will get the "
+            "record again",
+            m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition,
+            (long long)m->offset);
+    if (m->offset >= p->marked) { /* positions never move back */
+        if (from_earlier_assignment(c, p, m))
             return ksafe__error_set(
                 err, KSAFE_ESTATE, 0, 0,
-                "%s [%d] offset %lld: partition no longer assigned to this "
-                "consumer (revoked or lost); its new owner will get the "
-                "record again",
-                m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
-                (int)m->partition, (long long)m->offset);
-        c->last = p;
-    }
-    if (m->offset >= p->marked)
+                "%s [%d] offset %lld: record polled before its partition "
+                "was revoked and assigned again; this assignment delivers "
+                "it again if it is still due",
+                p->topic, (int)p->partition, (long long)m->offset);
         p->marked = m->offset + 1;
+    }
     c->marks++;
     return 0;
 }

@@ -130,12 +130,22 @@ KSAFE_EXTERN int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms,
 
 /**
  * Marks `msg` processed: its offset + 1 becomes the next commit position of
- * its partition. Does not commit, does not allocate or lock: call it per
- * record. Marking an older record than the last marked one of the partition
- * is ignored (positions never move back). Not thread-safe: call it from the
- * thread that polls. Errors: KSAFE_EINVAL (NULL), KSAFE_ESTATE when the
- * record's partition is no longer assigned to this member (it was revoked or
- * lost; the record will be delivered to the new owner).
+ * its partition. The position is a high-water mark: marking a later record
+ * marks every earlier one of its partition, so call it for a record only
+ * once every earlier record of that partition is processed too. Marking an
+ * older record than the last marked one of the partition is ignored
+ * (positions never move back). Does not commit, does not allocate or lock:
+ * call it per record. Not thread-safe: call it from the thread that polls.
+ *
+ * Errors: KSAFE_EINVAL (NULL); KSAFE_ESTATE when the record's partition is
+ * no longer assigned to this member (revoked or lost: the record will be
+ * delivered to the new owner), or was revoked and assigned to it again
+ * since the record was polled and the record lies before where the new
+ * assignment's delivery began (marking it would move the position back;
+ * the new assignment delivers it again if it is still due). A record of an
+ * earlier assignment at or past that point is the same record the new
+ * assignment delivers; it is taken. Records polled other than with
+ * ksafe_consumer_poll() are judged by librdkafka's position only.
  */
 KSAFE_EXTERN int ksafe_consumer_done(ksafe_consumer *c,
                                      const ksafe_message *msg,
