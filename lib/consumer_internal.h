@@ -144,6 +144,10 @@ struct ksafe_consumer {
 
 /* ---- consumer_offsets.c ------------------------------------------------ */
 
+/* Every allocation of the position table goes through this (realloc; a
+ * failing one in tests/test_consumer_table.c). */
+extern void *(*ksafe__consumer_realloc)(void *ptr, size_t size);
+
 /* Adds entries for newly assigned partitions (existing ones are kept). */
 int ksafe__consumer_track(ksafe_consumer *c,
                           const rd_kafka_topic_partition_list_t *parts);

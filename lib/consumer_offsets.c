@@ -22,6 +22,18 @@
 
 /* ---- the position table ------------------------------------------------ */
 
+void *(*ksafe__consumer_realloc)(void *ptr, size_t size) = realloc;
+
+static char *copy_name(const char *name)
+{
+    size_t n = strlen(name) + 1;
+    char *s = ksafe__consumer_realloc(NULL, n);
+
+    if (s)
+        memcpy(s, name, n);
+    return s;
+}
+
 static size_t slot_of(const ksafe_consumer *c, const void *rkt,
                       int32_t partition)
 {
@@ -40,8 +52,9 @@ static int reindex(ksafe_consumer *c)
 
     while (want < c->n_pos * 2)
         want *= 2;
-    if (!(slots = calloc(want, sizeof(*slots))))
+    if (!(slots = ksafe__consumer_realloc(NULL, want * sizeof(*slots))))
         return KSAFE_ENOMEM;
+    memset(slots, 0, want * sizeof(*slots));
     free(c->slots);
     c->slots = slots;
     c->slot_mask = want - 1;
@@ -80,7 +93,8 @@ int ksafe__consumer_track(ksafe_consumer *c,
             continue;
         if (c->n_pos == c->cap_pos) {
             size_t cap = c->cap_pos ? c->cap_pos * 2 : 16;
-            ksafe__position *grown = realloc(c->pos, cap * sizeof(*grown));
+            ksafe__position *grown =
+                ksafe__consumer_realloc(c->pos, cap * sizeof(*grown));
             if (!grown)
                 return KSAFE_ENOMEM;
             c->pos = grown;
@@ -88,7 +102,7 @@ int ksafe__consumer_track(ksafe_consumer *c,
         }
         p = &c->pos[c->n_pos];
         memset(p, 0, sizeof(*p));
-        if (!(p->topic = ksafe__strdup(tp->topic)))
+        if (!(p->topic = copy_name(tp->topic)))
             return KSAFE_ENOMEM;
         /* The same handle the toppar (and so every record) points to. */
         p->rkt = rd_kafka_topic_new(c->cl.rk, tp->topic, NULL);
