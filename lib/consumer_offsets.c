@@ -50,6 +50,7 @@ static int reindex(ksafe_consumer *c)
     size_t want = 16, i;
     uint32_t *slots;
 
+    c->last = NULL; /* entries may have moved */
     while (want < c->n_pos * 2)
         want *= 2;
     if (!(slots = ksafe__consumer_realloc(NULL, want * sizeof(*slots))))
@@ -64,8 +65,16 @@ static int reindex(ksafe_consumer *c)
             s = (s + 1) & c->slot_mask;
         c->slots[s] = (uint32_t)(i + 1);
     }
-    c->last = NULL;
     return 0;
+}
+
+/* Out of memory for a new index: one that finds nothing still works (every
+ * lookup takes the slow path by name); a stale one could point past the
+ * table. */
+static void index_clear(ksafe_consumer *c)
+{
+    if (c->slots)
+        memset(c->slots, 0, (c->slot_mask + 1) * sizeof(*c->slots));
 }
 
 ksafe__position *ksafe__consumer_find(ksafe_consumer *c, const char *topic,
@@ -83,9 +92,12 @@ ksafe__position *ksafe__consumer_find(ksafe_consumer *c, const char *topic,
 int ksafe__consumer_track(ksafe_consumer *c,
                           const rd_kafka_topic_partition_list_t *parts)
 {
-    int i;
+    int i, rc = 0;
 
-    for (i = 0; i < parts->cnt; i++) {
+    /* The array may move below: the last-hit cache must not point into
+     * the old one, whatever fails. */
+    c->last = NULL;
+    for (i = 0; i < parts->cnt && !rc; i++) {
         const rd_kafka_topic_partition_t *tp = &parts->elems[i];
         ksafe__position *p;
 
@@ -95,15 +107,19 @@ int ksafe__consumer_track(ksafe_consumer *c,
             size_t cap = c->cap_pos ? c->cap_pos * 2 : 16;
             ksafe__position *grown =
                 ksafe__consumer_realloc(c->pos, cap * sizeof(*grown));
-            if (!grown)
-                return KSAFE_ENOMEM;
+            if (!grown) {
+                rc = KSAFE_ENOMEM;
+                break;
+            }
             c->pos = grown;
             c->cap_pos = cap;
         }
         p = &c->pos[c->n_pos];
         memset(p, 0, sizeof(*p));
-        if (!(p->topic = copy_name(tp->topic)))
-            return KSAFE_ENOMEM;
+        if (!(p->topic = copy_name(tp->topic))) {
+            rc = KSAFE_ENOMEM;
+            break;
+        }
         /* The same handle the toppar (and so every record) points to. */
         p->rkt = rd_kafka_topic_new(c->cl.rk, tp->topic, NULL);
         p->partition = tp->partition;
@@ -112,7 +128,13 @@ int ksafe__consumer_track(ksafe_consumer *c,
         p->first = -1;
         c->n_pos++;
     }
-    return reindex(c);
+    /* Entries added before a failure stay (their records can be marked);
+     * the index covers them, or nothing. */
+    if (reindex(c)) {
+        index_clear(c);
+        rc = KSAFE_ENOMEM;
+    }
+    return rc;
 }
 
 static void drop(ksafe_consumer *c, size_t i)
@@ -128,6 +150,7 @@ void ksafe__consumer_forget(ksafe_consumer *c,
 {
     size_t i = 0;
 
+    c->last = NULL; /* may point at an entry dropped or moved below */
     while (i < c->n_pos) {
         if (rd_kafka_topic_partition_list_find(parts, c->pos[i].topic,
                                                c->pos[i].partition))
@@ -135,10 +158,8 @@ void ksafe__consumer_forget(ksafe_consumer *c,
         else
             i++;
     }
-    if (reindex(c)) {
-        /* Out of memory: an empty index only costs the slow path. */
-        memset(c->slots, 0, (c->slot_mask + 1) * sizeof(*c->slots));
-    }
+    if (reindex(c))
+        index_clear(c);
 }
 
 void ksafe__consumer_forget_all(ksafe_consumer *c)
