@@ -230,16 +230,6 @@ KSAFE_EXTERN int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
                                      ksafe_error *err);
 
 /**
- * Asks the loop driving this consumer to stop. Only sets a flag: safe from a
- * signal handler and from any thread. ksafe_consumer_poll() does not react
- * to it; loops check ksafe_consumer_stop_requested().
- */
-KSAFE_EXTERN void ksafe_consumer_stop(ksafe_consumer *c);
-
-/** 1 once ksafe_consumer_stop() was called, else 0. */
-KSAFE_EXTERN int ksafe_consumer_stop_requested(const ksafe_consumer *c);
-
-/**
  * Writes a stable group.instance.id for static membership into `buf`:
  * "<host>-<suffix>", the host name with characters Kafka does not accept in
  * an id replaced by '-' (and shortened if needed), and `suffix` (e.g. the
@@ -278,13 +268,15 @@ KSAFE_EXTERN int ksafe_group_instance_id(char *buf, size_t size,
 KSAFE_EXTERN int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err);
 
 /**
- * Asks the loop (ksafe_run) using `c` to finish its current record or batch,
- * commit and return. Only sets a flag: async-signal-safe, callable from a
- * signal handler or another thread.
+ * Asks the loop driving `c` to stop: ksafe_run() finishes its current
+ * record or batch, commits and returns; an application's own loop checks
+ * ksafe_consumer_stop_requested(). Only sets a flag: async-signal-safe,
+ * callable from a signal handler or another thread. ksafe_consumer_poll()
+ * does not react to it. Accepts NULL (does nothing).
  */
 KSAFE_EXTERN void ksafe_consumer_stop(ksafe_consumer *c);
 
-/** 1 once ksafe_consumer_stop() was called. */
+/** 1 once ksafe_consumer_stop() was called on `c`, else 0 (also for NULL). */
 KSAFE_EXTERN int ksafe_consumer_stop_requested(const ksafe_consumer *c);
 
 /** Releases the consumer (closing it first if needed). Accepts NULL. */
