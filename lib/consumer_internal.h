@@ -1,7 +1,8 @@
 /*
  * lib/consumer_internal.h - the consumer's state, shared by its files:
- * consumer.c (life cycle, poll, seek), consumer_offsets.c (positions,
- * commits, commit policy), consumer_rebalance.c (the rebalance callback),
+ * consumer.c (life cycle, poll, seek), consumer_positions.c (positions and
+ * marking), consumer_offsets.c (commits, commit policy),
+ * consumer_rebalance.c (the rebalance callback),
  * consumer_close.c (close and its librdkafka workarounds).
  *
  * Everything here is touched only by the thread that polls: rebalance and
@@ -142,7 +143,7 @@ struct ksafe_consumer {
     struct ksafe_consumer *parked_next;
 };
 
-/* ---- consumer_offsets.c ------------------------------------------------ */
+/* ---- consumer_positions.c ---------------------------------------------- */
 
 /* Every allocation of the position table goes through this (realloc; a
  * failing one in tests/test_consumer_table.c). */
@@ -166,6 +167,8 @@ void ksafe__consumer_forget(ksafe_consumer *c,
 
 /* Forgets every position (consumer destroyed). */
 void ksafe__consumer_forget_all(ksafe_consumer *c);
+
+/* ---- consumer_offsets.c ------------------------------------------------ */
 
 /* How ksafe__consumer_commit_marked() commits. */
 enum {
