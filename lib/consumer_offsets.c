@@ -472,7 +472,7 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
     c->last_commit_ms = now;
     c->next_count = c->every_records ? c->marks + c->every_records
                                      : UINT64_MAX;
-    return ksafe__consumer_commit_marked(c, NULL, KSAFE__COMMIT_ASYNC, err);
+    return ksafe__consumer_commit_marked(c, NULL, 1, err);
 }
 
 int ksafe_consumer_commit_maybe(ksafe_consumer *c, ksafe_error *err)
