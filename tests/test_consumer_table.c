@@ -5,6 +5,7 @@
  * into a freed array, no mark on a dropped entry). Links the library's
  * objects to reach its internal allocator hook and table functions.
  */
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "testutil.h"
@@ -16,6 +17,7 @@ static int calls, fail_at;
 
 static void *test_realloc(void *ptr, size_t size)
 {
+    size_t n;
     void *p;
 
     if (++calls == fail_at)
@@ -24,7 +26,8 @@ static void *test_realloc(void *ptr, size_t size)
         return malloc(size);
     if (!(p = malloc(size)))
         return NULL;
-    memcpy(p, ptr, size); /* callers only grow */
+    n = malloc_usable_size(ptr);
+    memcpy(p, ptr, n < size ? n : size);
     free(ptr);
     return p;
 }
