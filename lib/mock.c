@@ -295,15 +295,30 @@ void ksafe_test_cluster_producer_options(ksafe_test_cluster *tc,
     opts->rdkafka_properties = test_producer_props;
 }
 
+ksafe_test_timing ksafe_test_group_timing(int embedded)
+{
+    /* The embedded cluster waits session - 1 s at every join; below ~3000
+     * its group never forms. A stock broker refuses a session below its
+     * group.min.session.timeout.ms (6000 by default). */
+    ksafe_test_timing t;
+
+    t.session_timeout_ms = embedded ? 4000 : 6000;
+    t.heartbeat_interval_ms = embedded ? 500 : 1000;
+    return t;
+}
+
 void ksafe_test_cluster_consumer_options(ksafe_test_cluster *tc,
                                          ksafe_consumer_options *opts,
                                          const char *group_id)
 {
+    ksafe_test_timing t =
+        ksafe_test_group_timing(ksafe_test_cluster_is_embedded(tc));
+
     ksafe_consumer_options_init(opts, KSAFE_CONSUMER_OPTIONS_VERSION);
     opts->bootstrap_servers = ksafe_test_cluster_bootstrap(tc);
     opts->group_id = group_id;
-    opts->session_timeout_ms = 4000;
-    opts->heartbeat_interval_ms = 500;
+    opts->session_timeout_ms = t.session_timeout_ms;
+    opts->heartbeat_interval_ms = t.heartbeat_interval_ms;
     opts->max_poll_interval_ms = 30000;
     opts->rdkafka_properties = test_consumer_props;
 }

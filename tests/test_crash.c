@@ -41,19 +41,28 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Workers get the kit's group timing for this cluster: a stock broker
+ * refuses the embedded cluster's short session. */
+static int test_session_ms(void)
+{
+    return ksafe_test_group_timing(ksafe_test_cluster_is_embedded(tc))
+        .session_timeout_ms;
+}
+
 static pid_t spawn(const char *worker, const char *topic, const char *group,
                    const char *out, const char *stats)
 {
-    char every[16], us[16];
+    char every[16], us[16], session[16];
     pid_t pid;
 
+    snprintf(session, sizeof(session), "%d", test_session_ms());
     snprintf(every, sizeof(every), "%d", COMMIT_EVERY);
     snprintf(us, sizeof(us), "%d", HANDLER_US);
     pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
         execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
-              topic, group, out, stats, "4000", us, every, (char *)NULL);
+              topic, group, out, stats, session, us, every, (char *)NULL);
         _exit(127);
     }
     ck_assert_int_gt(pid, 0);
@@ -230,12 +239,15 @@ static db_counts db_count(dbctx *d)
 static pid_t spawn_dedup(const char *worker, const char *topic,
                          const char *group, dbctx *d)
 {
-    pid_t pid = fork();
+    char session[16];
+    pid_t pid;
 
+    snprintf(session, sizeof(session), "%d", test_session_ms());
+    pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
         execl(worker, worker, ksafe_test_cluster_bootstrap(tc), topic, group,
-              d->store, d->prefix, (char *)NULL);
+              d->store, d->prefix, session, (char *)NULL);
         _exit(127);
     }
     ck_assert_int_gt(pid, 0);

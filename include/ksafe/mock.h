@@ -122,10 +122,26 @@ KSAFE_EXTERN void ksafe_test_unique_name(char *buf, size_t size,
 KSAFE_EXTERN void ksafe_test_cluster_producer_options(
     ksafe_test_cluster *tc, ksafe_producer_options *opts);
 
+/** Consumer-group timings for tests. */
+typedef struct ksafe_test_timing {
+    int session_timeout_ms;
+    int heartbeat_interval_ms;
+} ksafe_test_timing;
+
 /**
- * As above for a consumer in `group_id` (borrowed): session timeout 4000 ms,
- * heartbeat 500 ms, fetch.wait.max.ms=10. On the embedded cluster each
- * join or leave takes about session_timeout - 1 s.
+ * The group timings a test consumer uses: on the embedded cluster
+ * (`embedded` 1) session 4000 ms and heartbeat 500 ms, because each join or
+ * leave there takes about session_timeout - 1 s; on a real cluster session
+ * 6000 ms and heartbeat 1000 ms, which a stock Kafka broker accepts (its
+ * group.min.session.timeout.ms defaults to 6000: a shorter session fails
+ * JoinGroup). Child processes of a test take theirs from here too.
+ */
+KSAFE_EXTERN ksafe_test_timing ksafe_test_group_timing(int embedded);
+
+/**
+ * As above for a consumer in `group_id` (borrowed), with the timings of
+ * ksafe_test_group_timing() for this cluster, max.poll.interval 30 s and
+ * fetch.wait.max.ms=10.
  */
 KSAFE_EXTERN void ksafe_test_cluster_consumer_options(
     ksafe_test_cluster *tc, ksafe_consumer_options *opts,
