@@ -206,8 +206,10 @@ START_TEST(read_committed_hides_aborted_records)
     p = txn_producer(txn_id, &r);
     ck_assert_ok(ksafe_txn_begin(p, &err), err);
     send_range(p, topic, 0, 20);
-    /* on the broker (acknowledged), not purged from our queue */
-    ck_assert_int_eq(r.delivered, 20);
+    /* Without the flush the abort would purge them from our queue (linger
+     * 1 s): a read_committed reader would see nothing either way. */
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 20); /* on the broker, acknowledged */
     ck_assert_ok(ksafe_txn_abort(p, -1, &err), err);
     ck_assert_ok(ksafe_txn_begin(p, &err), err);
     send_range(p, topic, 20, 30);
@@ -247,7 +249,9 @@ START_TEST(fenced_producer_records_stay_hidden)
     old = txn_producer(txn_id, &r_old);
     ck_assert_ok(ksafe_txn_begin(old, &err), err);
     send_range(old, topic, 0, 3);
-    /* on the broker before the newer instance fences this one */
+    /* On the broker before the newer instance fences this one: otherwise
+     * they would fail in our queue and never be there to hide. */
+    ck_assert_ok(ksafe_producer_flush(old, 30000, &err), err);
     ck_assert_int_eq(r_old.delivered, 3);
     newer = txn_producer(txn_id, &r_new);
     ck_assert_ok(ksafe_txn_init(newer, -1, &err), err);
