@@ -1376,6 +1376,9 @@ START_TEST(pg_begin_reports_a_failed_reconnect)
     time_t start;
     int rc;
 
+    /* The tables belong to the usual user, so the role can go at the end. */
+    ck_assert_ok(open_pg(&s, &err), err);
+    ksafe_dedup_store_free(s);
     /* A role that may log in once: after the cut it cannot come back. */
     snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s_once", marks_t);
     pg_exec(c, sql);
