@@ -152,8 +152,7 @@ int main(int argc, char **argv)
     int rc = 0, batch;
 
     sample_cluster_open(&sc, argc, argv);
-    sample_cluster_topic(&sc, TOPIC, 3);
-    partitions = 3;
+    partitions = sample_cluster_topic(&sc, TOPIC, 3);
     run_id = (long)time(NULL) * 100000 + (long)getpid() % 100000;
 
     ksafe_producer_options_init(&opts, KSAFE_PRODUCER_OPTIONS_VERSION);

@@ -53,10 +53,11 @@ static int run_sample(const char *name, const char *const *extra,
     const char *argv[12];
     int n = 0, status, fd;
     time_t start = time(NULL);
+    static int runs;
     pid_t pid;
 
     sample_path(path, sizeof(path), name);
-    snprintf(out, out_size, "%s/%s-%ld.out", dir, name, (long)time(NULL));
+    snprintf(out, out_size, "%s/%s-%d.out", dir, name, ++runs);
     argv[n++] = path;
     argv[n++] = "--bootstrap";
     argv[n++] = ksafe_test_cluster_bootstrap(tc);
@@ -72,6 +73,9 @@ static int run_sample(const char *name, const char *const *extra,
             _exit(126);
         dup2(fd, 1);
         dup2(fd, 2);
+        /* what a sample writes next to it (a database) stays in dir */
+        if (chdir(dir))
+            _exit(126);
         execv(path, (char *const *)argv);
         _exit(127);
     }
@@ -221,9 +225,18 @@ START_TEST(every_sample_runs_with_bootstrap)
         rc = run_sample(samples[i].name, NULL, samples[i].term_after_s, out,
                         sizeof(out));
         printf("sample %s --bootstrap: exit %d\n", samples[i].name, rc);
+        ASSERT_OUTPUT(out, samples[i].expect);
+        if (ksafe_test_cluster_is_embedded(tc) &&
+            !strcmp(samples[i].name, "transactional_producer")) {
+            /* Reached by its address it passes for a real broker, one that
+             * shows aborted records to read_committed: the sample must
+             * notice, not claim what it could not show. */
+            ck_assert_int_eq(rc, 1);
+            ASSERT_OUTPUT(out, "the aborted batch is visible");
+            continue;
+        }
         ck_assert_msg(rc == 0, "sample %s --bootstrap exited %d (output %s)",
                       samples[i].name, rc, out);
-        ASSERT_OUTPUT(out, samples[i].expect);
         ck_assert_msg(!output_has(out, "no --bootstrap"),
                       "sample %s started its own cluster (%s)",
                       samples[i].name, out);

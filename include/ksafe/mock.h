@@ -73,6 +73,35 @@ ksafe_mock_cluster_rdkafka(ksafe_mock_cluster *mc);
  * Accepts NULL. */
 KSAFE_EXTERN void ksafe_mock_cluster_free(ksafe_mock_cluster *mc);
 
+/* ---- topics on any cluster ------------------------------------------- */
+
+/**
+ * Makes sure `topic` exists on the cluster at `bootstrap` with exactly
+ * `partitions` partitions: when it is missing, creates it through the admin
+ * API (the broker's default replication factor) and waits until the
+ * cluster's metadata shows it. It never lets a metadata request create the
+ * topic: a broker with auto.create.topics.enable (and the embedded cluster)
+ * would make it with its default partition count. Opens and closes its own
+ * client; at most timeout_ms in all.
+ * Errors: KSAFE_EINVAL (bad argument, or the topic exists - or was made -
+ * with another partition count: the message names both counts),
+ * KSAFE_ETIMEDOUT, KSAFE_EKAFKA (the cluster refused, e.g. not authorized;
+ * the embedded cluster does not implement topic creation by the admin API).
+ */
+KSAFE_EXTERN int ksafe_cluster_ensure_topic(const char *bootstrap,
+                                            const char *topic, int partitions,
+                                            int timeout_ms, ksafe_error *err);
+
+/**
+ * Sets *out to the partition count of `topic` read from the cluster's
+ * metadata, without creating it. Errors: KSAFE_EINVAL (bad argument, or no
+ * such topic), KSAFE_ETIMEDOUT, KSAFE_EKAFKA.
+ */
+KSAFE_EXTERN int ksafe_cluster_topic_partitions(const char *bootstrap,
+                                                const char *topic, int *out,
+                                                int timeout_ms,
+                                                ksafe_error *err);
+
 /* ---- test kit ---------------------------------------------------------- */
 
 /** The environment variable naming a real cluster for tests. */
@@ -99,8 +128,9 @@ KSAFE_EXTERN ksafe_mock_cluster *
 ksafe_test_cluster_mock(ksafe_test_cluster *tc);
 
 /**
- * Creates a topic (admin API on a real cluster, waiting until it is
- * visible). A topic that already exists with that many partitions is fine.
+ * Creates a topic (on a real cluster with ksafe_cluster_ensure_topic(), 30 s
+ * at most). A topic that already exists with that many partitions is fine;
+ * with another count it is an error.
  */
 KSAFE_EXTERN int ksafe_test_cluster_create_topic(ksafe_test_cluster *tc,
                                                  const char *topic,
