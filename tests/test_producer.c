@@ -2,8 +2,9 @@
  * tests/test_producer.c - the safe producer: record checks, placement,
  * async reports under injected faults, sync sends, close accounting, fatal
  * error recovery and transactions. On the embedded cluster by default (fault
- * injection needs it), on KSAFE_TEST_BOOTSTRAP's cluster when set (then the
- * assertions that need real transaction semantics run too).
+ * injection needs it), on KSAFE_TEST_BOOTSTRAP's cluster when set. What only
+ * a real broker shows (read_committed, fencing, transactional offsets) is in
+ * tests/test_real_cluster.c.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -1124,7 +1125,6 @@ START_TEST(aborted_transaction_is_quiet_and_accounted)
     ksafe_error err;
     char topic[64], txn_id[64];
     static reports r;
-    static consumed c;
     int i;
 
     memset(&r, 0, sizeof(r));
@@ -1154,14 +1154,6 @@ START_TEST(aborted_transaction_is_quiet_and_accounted)
     ck_assert_ok(ksafe_txn_commit(p, -1, &err), err);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
     ksafe_producer_free(p);
-
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        printf("SKIP (embedded cluster): read_committed filtering of the "
-               "aborted records needs a real broker\n");
-        return;
-    }
-    consume_back(topic, 2, 10, KEYS, &c);
-    assert_exactly_once(&c, 20, 30);
 }
 END_TEST
 
@@ -1369,54 +1361,9 @@ START_TEST(offsets_join_the_transaction)
     ck_assert_int_eq(r.delivered, 6);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
     ksafe_producer_free(p);
-
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        printf("SKIP (embedded cluster): it drops transactional offset "
-               "commits; checking the stored offset needs a real broker\n");
-    } else {
-        rd_kafka_topic_partition_list_t *got =
-            rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(got, topic, 0);
-        ck_assert_int_eq(
-            rd_kafka_committed(ksafe_consumer_rdkafka(c), got, 10000), 0);
-        ck_assert_int_eq(got->elems[0].offset, 5);
-        rd_kafka_topic_partition_list_destroy(got);
-    }
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_consumer_group_metadata_destroy(meta);
     ksafe_consumer_free(c);
-}
-END_TEST
-
-/* A newer instance with the same transactional_id fences the older one. */
-START_TEST(fenced_producer_gets_a_fatal_error)
-{
-    ksafe_producer_options o;
-    ksafe_producer *old, *newer;
-    ksafe_error err;
-    char topic[64], txn_id[64];
-    static reports r;
-    int rc;
-
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        printf("SKIP (embedded cluster): it does not fence producers; "
-               "set KSAFE_TEST_BOOTSTRAP to run this\n");
-        return;
-    }
-    memset(&r, 0, sizeof(r));
-    new_topic(topic, sizeof(topic), "txn-fence", 1);
-    txn_options(&o, &r, txn_id, sizeof(txn_id));
-    ck_assert_ok(ksafe_producer_new(&old, &o, &err), err);
-    ck_assert_ok(ksafe_txn_begin(old, &err), err);
-    send_range(old, topic, 0, 3, KEYS);
-    ck_assert_ok(ksafe_producer_new(&newer, &o, &err), err);
-    ck_assert_ok(ksafe_txn_init(newer, -1, &err), err);
-    rc = ksafe_txn_commit(old, -1, &err);
-    ck_assert_msg(rc == KSAFE_EFATAL || rc == KSAFE_ETXNABORTED,
-                  "commit of a fenced producer returned %d: %s", rc,
-                  err.message);
-    ksafe_producer_free(old);
-    ksafe_producer_free(newer);
 }
 END_TEST
 
@@ -1449,7 +1396,6 @@ static Suite *producer_suite(void)
         {"txn abortable", abortable_error_aborts_for_the_caller},
         {"txn fatal", fatal_error_in_transaction_hands_records_back},
         {"txn offsets", offsets_join_the_transaction},
-        {"txn fencing", fenced_producer_gets_a_fatal_error},
     };
     size_t i;
 
