@@ -706,6 +706,116 @@ START_TEST(dedup_record_without_key_fails_by_policy)
 }
 END_TEST
 
+
+/* A dedup batch is all or nothing: when record 5 fails for good after the
+ * handler said 0..4 succeeded, those are rolled back with the transaction,
+ * so the skipped record may be marked only once they are done again. */
+typedef struct skip_probe {
+    ksafe_consumer *c;
+    int calls[10], ok_after_fail[10];
+    int failed;           /* the FAIL was returned */
+    int stop_at_failure;  /* stop the loop right after the FAIL */
+    int64_t batch_first;  /* first offset of the failing batch */
+} skip_probe;
+
+static ksafe_handler_result skip_batch_handler(const ksafe_message *const *msgs,
+                                               size_t n, size_t *succeeded,
+                                               ksafe_error *err, void *payload)
+{
+    skip_probe *sp = payload;
+    size_t i;
+    int saw_last = 0;
+
+    for (i = 0; i < n; i++) {
+        int idx = test_value_index(msgs[i]);
+        sp->calls[idx]++;
+        if (idx == 5 && !sp->failed) {
+            sp->failed = 1;
+            sp->batch_first = ksafe_message_offset(msgs[0]);
+            *succeeded = i;
+            snprintf(err->message, sizeof(err->message), "poison 5");
+            if (sp->stop_at_failure)
+                ksafe_consumer_stop(sp->c);
+            return KSAFE_HANDLER_FAIL;
+        }
+        if (idx == 9)
+            saw_last = 1;
+    }
+    /* Only a batch that succeeded as a whole counts: its transaction
+     * commits. */
+    for (i = 0; i < n && sp->failed; i++)
+        sp->ok_after_fail[test_value_index(msgs[i])]++;
+    if (saw_last && sp->failed)
+        ksafe_consumer_stop(sp->c);
+    return KSAFE_HANDLER_OK;
+}
+
+START_TEST(dedup_batch_skip_marks_only_after_earlier_records)
+{
+    char topic[64], group[64], group2[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_memory_options mo = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_loop_stats st;
+    int64_t committed[1];
+    ksafe_consumer *c;
+    ksafe_error err;
+    skip_probe sp;
+    int i;
+
+    topic_with(topic, sizeof(topic), "loop-dskip", 1, 10);
+    mo.capacity = 1000;
+    ck_assert_ok(ksafe_dedup_memory_new(&store, &mo, &err), err);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "position", &err), err);
+    lo.batch_handler = skip_batch_handler;
+    lo.batch_size = 10;
+    lo.batch_max_wait_ms = 500;
+    lo.on_failure = KSAFE_FAILURE_SKIP;
+    lo.commit_every_records = 1;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.stats = &st;
+
+    /* Stopped right after the failure: nothing of the rolled-back batch
+     * may be committed. */
+    ksafe_test_unique_name(group, sizeof(group), "loop-dskip-g");
+    c = test_subscribed(tc, topic, group);
+    memset(&sp, 0, sizeof(sp));
+    sp.c = c;
+    sp.stop_at_failure = 1;
+    lo.payload = &sp;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    ck_assert_int_eq(sp.failed, 1);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_msg(committed[0] <= sp.batch_first,
+                  "committed %lld, past the rolled-back records from %lld",
+                  (long long)committed[0], (long long)sp.batch_first);
+
+    /* Run on: the records before 5 are handled again, 5 is skipped once,
+     * the rest follows. */
+    ksafe_test_unique_name(group2, sizeof(group2), "loop-dskip-g2");
+    c = test_subscribed(tc, topic, group2);
+    memset(&sp, 0, sizeof(sp));
+    sp.c = c;
+    lo.payload = &sp;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    ck_assert_int_eq(sp.calls[5], 1);
+    for (i = (int)sp.batch_first; i < 10; i++)
+        if (i != 5)
+            ck_assert_msg(sp.ok_after_fail[i] == 1,
+                          "record %d committed %d times after the failure", i,
+                          sp.ok_after_fail[i]);
+    ck_assert_uint_eq(st.skipped, 1);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group2, 1, committed);
+    ck_assert_int_eq(committed[0], 10);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+
 #ifdef TEST_HAVE_SQLITE
 /* Offsets kept with the effects: a partition assigned to the loop starts
  * where the store says its effects end, not at the group's committed
@@ -774,6 +884,13 @@ static Suite *loop_suite(void)
 #ifdef TEST_HAVE_SQLITE
     tcase_add_test(t, dedup_offsets_start_where_the_effects_end);
 #endif
+    suite_add_tcase(s, t);
+
+    /* Regression tests of issue 9 (own case: CK_RUN_CASE=safety). */
+    t = tcase_create("safety");
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, dedup_batch_skip_marks_only_after_earlier_records);
     suite_add_tcase(s, t);
     return s;
 }
