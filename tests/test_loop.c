@@ -816,6 +816,53 @@ START_TEST(dedup_batch_skip_marks_only_after_earlier_records)
 }
 END_TEST
 
+
+#ifdef TEST_HAVE_SQLITE
+/* A store in caller-owned transaction mode has nobody to open its
+ * transaction inside the loop: each claim would autocommit and a retried
+ * record would come back as a duplicate. The loop refuses it up front. */
+START_TEST(dedup_store_in_caller_txn_mode_is_refused)
+{
+    char path[] = "/tmp/ksafe-loopcaller-XXXXXX", db[600];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_sqlite_options so = KSAFE_DEDUP_SQLITE_OPTIONS_INIT;
+    ksafe_consumer_options co = KSAFE_CONSUMER_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_consumer *c;
+    ksafe_error err;
+    int rc;
+
+    ck_assert_ptr_nonnull(mkdtemp(path));
+    snprintf(db, sizeof(db), "%s/caller.db", path);
+    so.path = db;
+    so.txn_mode = KSAFE_DEDUP_TXN_CALLER;
+    ck_assert_ok(ksafe_dedup_sqlite_new(&store, &so, &err), err);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "position", &err), err);
+    co.bootstrap_servers = "127.0.0.1:1";
+    co.group_id = "g";
+    co.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    /* A loop that accepted the store would return 0 at once. */
+    ksafe_consumer_stop(c);
+    lo.handler = record_handler;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    memset(&err, 0, sizeof(err));
+    rc = ksafe_run(c, &lo, &err);
+    ck_assert_msg(rc == KSAFE_EINVAL, "ksafe_run: %d %s", rc, err.message);
+    ck_assert_msg(strstr(err.message, "KSAFE_DEDUP_TXN_CALLER") != NULL, "%s",
+                  err.message);
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction"));
+    ksafe_consumer_free(c);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+    unlink(db);
+    rmdir(path);
+}
+END_TEST
+#endif
+
 #ifdef TEST_HAVE_SQLITE
 /* Offsets kept with the effects: a partition assigned to the loop starts
  * where the store says its effects end, not at the group's committed
@@ -891,6 +938,9 @@ static Suite *loop_suite(void)
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, dedup_batch_skip_marks_only_after_earlier_records);
+#ifdef TEST_HAVE_SQLITE
+    tcase_add_test(t, dedup_store_in_caller_txn_mode_is_refused);
+#endif
     suite_add_tcase(s, t);
     return s;
 }
