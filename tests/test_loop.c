@@ -817,6 +817,217 @@ START_TEST(dedup_batch_skip_marks_only_after_earlier_records)
 END_TEST
 
 
+
+/* ---- a store that fails on request --------------------------------------
+ * Wraps the memory store and fails the next `fail_left` calls of the
+ * operations in `fail_ops`, like a database that restarts. It also keeps
+ * the test handler's effects the way a database would: pending until the
+ * transaction commits, dropped by a rollback. */
+enum { F_BEGIN = 1, F_CLAIM = 2, F_MARK = 4, F_OFFSET = 8, F_COMMIT = 16 };
+
+typedef struct faulty {
+    ksafe_dedup_store *inner;
+    unsigned fail_ops;
+    long fail_left;
+    long failed;          /* calls failed so far */
+    int pending[100], applied[100];
+    int applied_total, stop_after;
+    ksafe_consumer *c;
+    const ksafe_loop_stats *st; /* a policy decision also stops the loop */
+    time_t deadline;
+} faulty;
+
+static int faulty_trip(faulty *f, unsigned op, ksafe_error *err)
+{
+    if (!(f->fail_ops & op) || f->fail_left <= 0)
+        return 0;
+    f->fail_left--;
+    f->failed++;
+    snprintf(err->message, sizeof(err->message),
+             "injected store failure %ld", f->failed);
+    err->code = KSAFE_ESTORE;
+    err->rdkafka_code = 0;
+    err->flags = KSAFE_ERROR_RETRIABLE;
+    return KSAFE_ESTORE;
+}
+
+static int faulty_begin(void *self, ksafe_error *err)
+{
+    faulty *f = self;
+    int rc = faulty_trip(f, F_BEGIN, err);
+
+    if ((f->st && (f->st->skipped || f->st->failed)) ||
+        (f->deadline && time(NULL) > f->deadline))
+        ksafe_consumer_stop(f->c);
+    return rc ? rc : ksafe_dedup_begin(f->inner, err);
+}
+
+static int faulty_claim(void *self, const void *key, size_t len,
+                        int *duplicate, ksafe_error *err)
+{
+    faulty *f = self;
+    ksafe_dedup_status st;
+    int rc = faulty_trip(f, F_CLAIM, err);
+
+    if (rc || (rc = ksafe_dedup_claim(f->inner, key, len, &st, err)))
+        return rc;
+    *duplicate = st == KSAFE_DEDUP_DUPLICATE;
+    return 0;
+}
+
+static int faulty_mark(void *self, const void *key, size_t len,
+                       ksafe_error *err)
+{
+    faulty *f = self;
+    int rc = faulty_trip(f, F_MARK, err);
+    return rc ? rc : ksafe_dedup_mark(f->inner, key, len, err);
+}
+
+static int faulty_release(void *self, const void *key, size_t len,
+                          ksafe_error *err)
+{
+    return ksafe_dedup_release(((faulty *)self)->inner, key, len, err);
+}
+
+static int faulty_save_offset(void *self, const char *group,
+                              const char *topic, int32_t partition,
+                              int64_t next_offset, ksafe_error *err)
+{
+    faulty *f = self;
+    int rc = faulty_trip(f, F_OFFSET, err);
+    return rc ? rc
+              : ksafe_dedup_store_offset(f->inner, group, topic, partition,
+                                         next_offset, err);
+}
+
+static int faulty_load_offset(void *self, const char *group,
+                              const char *topic, int32_t partition,
+                              int64_t *next_offset, ksafe_error *err)
+{
+    faulty *f = self;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    int rc;
+
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = -1;
+    rc = ksafe_dedup_load_offsets(f->inner, group, l, NULL, err);
+    *next_offset = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+static int faulty_commit(void *self, ksafe_error *err)
+{
+    faulty *f = self;
+    int rc = faulty_trip(f, F_COMMIT, err);
+    int i;
+
+    if (rc || (rc = ksafe_dedup_commit(f->inner, err)))
+        return rc;
+    for (i = 0; i < 100; i++) {
+        f->applied[i] += f->pending[i];
+        f->applied_total += f->pending[i];
+        f->pending[i] = 0;
+    }
+    if (f->stop_after && f->applied_total >= f->stop_after)
+        ksafe_consumer_stop(f->c);
+    return 0;
+}
+
+static int faulty_rollback(void *self, ksafe_error *err)
+{
+    faulty *f = self;
+
+    memset(f->pending, 0, sizeof(f->pending));
+    return ksafe_dedup_rollback(f->inner, err);
+}
+
+static void faulty_close(void *self)
+{
+    ksafe_dedup_store_free(((faulty *)self)->inner);
+}
+
+static ksafe_dedup_store *faulty_new(faulty *f)
+{
+    static const ksafe_dedup_store_ops ops = {
+        KSAFE_DEDUP_STORE_OPS_VERSION, "faulty", faulty_begin, faulty_claim,
+        faulty_mark, faulty_release, faulty_save_offset, faulty_load_offset,
+        faulty_commit, faulty_rollback, NULL, NULL, faulty_close};
+    ksafe_dedup_memory_options mo = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
+    ksafe_dedup_store *s;
+    ksafe_error err;
+
+    mo.capacity = 1000;
+    ck_assert_ok(ksafe_dedup_memory_new(&f->inner, &mo, &err), err);
+    ck_assert_ok(ksafe_dedup_store_new(&s, &ops, f, &err), err);
+    return s;
+}
+
+/* The test handler's effect: pending in the store's transaction. */
+static ksafe_handler_result faulty_apply(const ksafe_message *m,
+                                         ksafe_error *err, void *payload)
+{
+    faulty *f = payload;
+
+    (void)err;
+    f->pending[test_value_index(m)]++;
+    return KSAFE_HANDLER_OK;
+}
+
+/* Store trouble is not the record's fault: with one attempt per record and
+ * the skip policy, a store that fails a few times must not cost a record. */
+START_TEST(store_errors_do_not_consume_attempts)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_loop_stats st;
+    int64_t committed[1];
+    ksafe_consumer *c;
+    ksafe_error err;
+    faulty f;
+    int i;
+
+    topic_with(topic, sizeof(topic), "loop-storeerr", 1, 20);
+    ksafe_test_unique_name(group, sizeof(group), "loop-storeerr-g");
+    memset(&f, 0, sizeof(f));
+    store = faulty_new(&f);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "position", &err), err);
+    c = test_subscribed(tc, topic, group);
+    f.c = c;
+    f.stop_after = 20;
+    f.st = &st;
+    f.deadline = time(NULL) + 60;
+    /* begin, claim, mark, offset and commit each fail at some point */
+    f.fail_ops = F_BEGIN | F_CLAIM | F_MARK | F_OFFSET | F_COMMIT;
+    f.fail_left = 6;
+    lo.handler = faulty_apply;
+    lo.payload = &f;
+    lo.max_attempts = 1;
+    lo.on_failure = KSAFE_FAILURE_SKIP;
+    lo.backoff_initial_ms = 20;
+    lo.backoff_max_ms = 100;
+    lo.commit_every_records = 1;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.dedup_offsets = 1;
+    lo.stats = &st;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    ck_assert_uint_eq(st.skipped, 0);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_int_eq(f.failed, 6);
+    ck_assert_uint_eq(st.retries, 0); /* no handler asked for one */
+    for (i = 0; i < 20; i++)
+        ck_assert_msg(f.applied[i] == 1, "record %d applied %d times", i,
+                      f.applied[i]);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 20);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+
 #ifdef TEST_HAVE_SQLITE
 /* A store in caller-owned transaction mode has nobody to open its
  * transaction inside the loop: each claim would autocommit and a retried
@@ -938,6 +1149,7 @@ static Suite *loop_suite(void)
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, dedup_batch_skip_marks_only_after_earlier_records);
+    tcase_add_test(t, store_errors_do_not_consume_attempts);
 #ifdef TEST_HAVE_SQLITE
     tcase_add_test(t, dedup_store_in_caller_txn_mode_is_refused);
 #endif
