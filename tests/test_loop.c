@@ -161,14 +161,16 @@ START_TEST(processes_and_commits_everything)
 }
 END_TEST
 
-static void check_committed_during_retry(seen *s, int partition_of_failing,
-                                         int64_t failing_offset)
+/* The failing record's partition never commits past it while retrying;
+ * returns what was committed there (negative: nothing yet). */
+static int64_t check_committed_during_retry(seen *s, int partition_of_failing,
+                                            int64_t failing_offset)
 {
     int64_t committed[4];
 
     test_committed(tc, s->topic, s->group, 4, committed);
-    /* The failing record's partition never commits past it while retrying. */
     ck_assert_int_le(committed[partition_of_failing], failing_offset);
+    return committed[partition_of_failing];
 }
 
 typedef struct retry_probe {
@@ -176,6 +178,7 @@ typedef struct retry_probe {
     int partition;
     int64_t offset;
     int probed;
+    int64_t max_committed; /* on the failing partition, seen while retrying */
 } retry_probe;
 
 static ksafe_handler_result probing_handler(const ksafe_message *m,
@@ -187,9 +190,12 @@ static ksafe_handler_result probing_handler(const ksafe_message *m,
     if (i == rp->s.fail_index) {
         rp->partition = ksafe_message_partition(m);
         rp->offset = ksafe_message_offset(m);
-        if (rp->s.calls[i] == 2 && !rp->probed) {
-            rp->probed = 1;
-            check_committed_during_retry(&rp->s, rp->partition, rp->offset);
+        if (rp->s.calls[i] >= 1) { /* a retry: the record failed before */
+            int64_t c = check_committed_during_retry(&rp->s, rp->partition,
+                                                     rp->offset);
+            rp->probed++;
+            if (c > rp->max_committed)
+                rp->max_committed = c;
         }
     }
     return record_handler(m, err, &rp->s);
@@ -211,6 +217,7 @@ START_TEST(retry_then_success_marks_after_success)
     ksafe_test_unique_name(group, sizeof(group), "loop-retry-g");
     c = test_subscribed(tc, topic, group);
     memset(&rp, 0, sizeof(rp));
+    rp.max_committed = -1;
     seen_init(&rp.s, c);
     rp.s.topic = topic;
     rp.s.group = group;
@@ -221,6 +228,7 @@ START_TEST(retry_then_success_marks_after_success)
     lo.backoff_initial_ms = 200;
     lo.backoff_jitter = 0;
     lo.commit_every_records = 1; /* commits race the retry if they could */
+    lo.commit_interval_ms = 100;
     lo.stats = &st;
     rp.s.stop_after = 200;
     lo.payload = &rp;
@@ -228,7 +236,11 @@ START_TEST(retry_then_success_marks_after_success)
     ck_assert_int_eq(rp.s.calls[37], 4);
     for (i = 0; i < 200; i++)
         ck_assert_int_eq(rp.s.ok[i], 1);
-    ck_assert_int_eq(rp.probed, 1);
+    ck_assert_int_eq(rp.probed, 3);
+    /* Commits went on during the 1.4 s of retries and reached the failing
+     * record (everything before it was processed), never past it. */
+    ck_assert_int_gt(rp.offset, 0);
+    ck_assert_int_eq(rp.max_committed, rp.offset);
     ck_assert_uint_eq(st.retries, 3);
     ck_assert_uint_ge(st.pauses, 1);     /* the partition waited paused */
     ck_assert_uint_eq(st.pauses, st.resumes);
