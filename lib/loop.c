@@ -210,6 +210,19 @@ static int mark(loop *L, rd_kafka_message_t *m)
     return 0;
 }
 
+/* 1 if a record before batch[fi] belongs to the same partition. */
+static int earlier_in_partition(const loop *L, size_t fi)
+{
+    const rd_kafka_message_t *m = L->batch[fi];
+    size_t j;
+
+    for (j = 0; j < fi; j++)
+        if (L->batch[j]->rkt == m->rkt &&
+            L->batch[j]->partition == m->partition)
+            return 1;
+    return 0;
+}
+
 static void handle_batch(loop *L)
 {
     const ksafe_loop_options *o = L->o;
@@ -222,9 +235,11 @@ static void handle_batch(loop *L)
         size_t handled = 0;
         if (dedup_batch(L, &r, &he, &f, &handled) == 0) {
             k = L->blen;
-            for (i = 0; i < k; i++)
+            for (i = 0; i < k; i++) {
                 if (mark(L, L->batch[i]))
                     return;
+                forget_settled(L, L->batch[i]);
+            }
             L->st->processed += handled;
         }
     } else if (o->semantics == KSAFE_AT_MOST_ONCE) {
@@ -288,7 +303,17 @@ static void handle_batch(loop *L)
         memmove(L->batch, L->batch + k, (L->blen - k) * sizeof(*L->batch));
         L->blen -= k;
         fi -= k;
-        if (s == 1) {
+        if (s == 1 && earlier_in_partition(L, fi)) {
+            /* Its partition's earlier records of this dedup batch were
+             * rolled back: marking it now would commit past them. It is
+             * marked with the batch that gets them done. */
+            p->attempts = 0;
+            if (settle_later(L, p, m->offset)) {
+                L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                         "out of memory");
+                return;
+            }
+        } else if (s == 1) {
             p->attempts = 0;
             if (mark(L, m))
                 return;

@@ -25,7 +25,7 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
 {
     const ksafe_loop_options *o = L->o;
     ksafe_dedup_store *s = o->dedup_store;
-    size_t i, nfresh = 0, ok = 0;
+    size_t i, nfresh = 0, ok = 0, nsettled = 0;
     ksafe_error e;
 
     *fail = 0;
@@ -39,6 +39,12 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
         char *key = L->keys + i * KEY_MAX;
         ksafe_dedup_status st;
 
+        if (L->settled && is_settled(L, L->batch[i])) {
+            /* the policy decided: no claim, no handler, no mark */
+            L->dup[i] = 2;
+            nsettled++;
+            continue;
+        }
         if (ksafe_dedup_key_extract(o->dedup_key, m, key, KEY_MAX, &L->klen[i],
                                     &e)) {
             *r = KSAFE_HANDLER_FAIL; /* the record itself is bad */
@@ -51,7 +57,7 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
             copy_error(he, &e);
             goto rollback;
         }
-        L->dup[i] = st == KSAFE_DEDUP_DUPLICATE;
+        L->dup[i] = st == KSAFE_DEDUP_DUPLICATE ? 1 : 0;
         if (!L->dup[i])
             L->fresh[nfresh++] = L->batch[i];
     }
@@ -87,7 +93,7 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
         return -1;
     }
     *handled = nfresh;
-    L->st->duplicates += L->blen - nfresh;
+    L->st->duplicates += L->blen - nfresh - nsettled;
     return 0;
 rollback:
     ksafe_dedup_rollback(s, NULL);

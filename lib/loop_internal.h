@@ -23,6 +23,11 @@ typedef struct lpart {
     int blocked;            /* len > 0 || retry_at > 0, as counted */
     int paused;
     size_t in_batch;        /* records of this partition in the batch */
+    /* Offsets the failure policy settled (skipped or dead-lettered) while
+     * earlier records of the partition were still undone: each is marked
+     * when a batch gets everything before it done (dedup batches). */
+    int64_t *settled;
+    size_t n_settled, cap_settled;
 } lpart;
 
 typedef struct loop {
@@ -35,6 +40,7 @@ typedef struct loop {
     size_t last;    /* index of the last partition found */
     size_t blocked; /* partitions with pending records or a backoff */
     size_t paused;  /* partitions paused */
+    size_t settled; /* settled offsets waiting, over all partitions */
     rd_kafka_message_t **batch;
     size_t blen, bmax;
     uint64_t rng;
@@ -56,6 +62,9 @@ typedef struct loop {
 #define part_find ksafe__loop_part_find
 #define part_get ksafe__loop_part_get
 #define set_paused ksafe__loop_set_paused
+#define settle_later ksafe__loop_settle_later
+#define is_settled ksafe__loop_is_settled
+#define forget_settled ksafe__loop_forget_settled
 #define update_blocked ksafe__loop_update_blocked
 #define q_push_back ksafe__loop_q_push_back
 #define q_push_front ksafe__loop_q_push_front
@@ -74,6 +83,11 @@ void update_blocked(loop *L, lpart *p);
 int q_push_back(lpart *p, rd_kafka_message_t *m);
 int q_push_front(lpart *p, rd_kafka_message_t *m);
 rd_kafka_message_t *q_pop_front(lpart *p);
+/* Settled offsets (see lpart.settled): add one (-1 when out of memory),
+ * ask and forget. */
+int settle_later(loop *L, lpart *p, int64_t offset);
+int is_settled(loop *L, const rd_kafka_message_t *m);
+void forget_settled(loop *L, const rd_kafka_message_t *m);
 /* Drops the partition's pending records and its entry (moves the last
  * entry into its place). */
 void part_remove(loop *L, lpart *p);

@@ -134,6 +134,52 @@ rd_kafka_message_t *q_pop_front(lpart *p)
     return m;
 }
 
+int settle_later(loop *L, lpart *p, int64_t offset)
+{
+    if (p->n_settled == p->cap_settled) {
+        size_t cap = p->cap_settled ? p->cap_settled * 2 : 4;
+        int64_t *grown = realloc(p->settled, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        p->settled = grown;
+        p->cap_settled = cap;
+    }
+    p->settled[p->n_settled++] = offset;
+    L->settled++;
+    return 0;
+}
+
+static size_t settled_index(lpart *p, int64_t offset)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_settled; i++)
+        if (p->settled[i] == offset)
+            return i;
+    return (size_t)-1;
+}
+
+int is_settled(loop *L, const rd_kafka_message_t *m)
+{
+    lpart *p;
+
+    if (!L->settled || !(p = part_find(L, m)))
+        return 0;
+    return settled_index(p, m->offset) != (size_t)-1;
+}
+
+void forget_settled(loop *L, const rd_kafka_message_t *m)
+{
+    lpart *p;
+    size_t i;
+
+    if (!L->settled || !(p = part_find(L, m)) ||
+        (i = settled_index(p, m->offset)) == (size_t)-1)
+        return;
+    p->settled[i] = p->settled[--p->n_settled];
+    L->settled--;
+}
+
 static void part_clear(lpart *p)
 {
     while (p->len)
@@ -149,6 +195,8 @@ void part_remove(loop *L, lpart *p)
     }
     p->retry_at = 0;
     update_blocked(L, p);
+    L->settled -= p->n_settled;
+    free(p->settled);
     free(p->q);
     free(p->topic);
     *p = L->parts[--L->n_parts];
