@@ -488,6 +488,8 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     if (c->closed)
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
+    if (opts->dedup_store && (rc = check_store(opts->dedup_store, err)))
+        return rc;
     memset(&L, 0, sizeof(L));
     memset(&local, 0, sizeof(local));
     L.c = c;

@@ -73,6 +73,7 @@ typedef struct loop {
 #define settle_failure ksafe__loop_settle_failure
 #define requeue ksafe__loop_requeue
 #define dedup_batch ksafe__loop_dedup_batch
+#define check_store ksafe__loop_check_store
 
 /* ---- loop_parts.c ---- */
 lpart *part_find(loop *L, const rd_kafka_message_t *m);
@@ -100,5 +101,8 @@ int requeue(loop *L, size_t from);
 /* ---- loop_dedup.c ---- */
 int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
                 size_t *fail, size_t *handled);
+/* 0, or KSAFE_EINVAL for a store whose claims outlive a rollback (a SQL
+ * store in KSAFE_DEDUP_TXN_CALLER mode), KSAFE_ESTORE if it cannot say. */
+int check_store(ksafe_dedup_store *s, ksafe_error *err);
 
 #endif

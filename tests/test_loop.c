@@ -1079,6 +1079,16 @@ START_TEST(dedup_store_in_caller_txn_mode_is_refused)
     ck_assert_ptr_nonnull(strstr(err.message, "transaction"));
     ksafe_consumer_free(c);
     ksafe_dedup_store_free(store);
+
+    /* The same database with the store owning its transactions is fine. */
+    so.txn_mode = KSAFE_DEDUP_TXN_STORE;
+    ck_assert_ok(ksafe_dedup_sqlite_new(&store, &so, &err), err);
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    ksafe_consumer_stop(c);
+    lo.dedup_store = store;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    ksafe_consumer_free(c);
+    ksafe_dedup_store_free(store);
     ksafe_dedup_key_free(key);
     unlink(db);
     rmdir(path);

@@ -124,6 +124,10 @@ typedef struct ksafe_loop_options {
      * record of it is handed again, its effects rolled back with the
      * transaction). A record whose key cannot be extracted fails for good
      * (the failure policy applies).
+     * The loop opens and ends the store's transactions itself, so a SQL
+     * store in KSAFE_DEDUP_TXN_CALLER mode is refused (KSAFE_EINVAL): ksafe_run
+     * asks it at start whether a rolled-back claim stays (for such a store
+     * that check leaves one "ksafe-loop-probe-..." key in its marks table).
      */
     ksafe_dedup_store *dedup_store;   /**< borrowed; NULL: no dedup */
     const ksafe_dedup_key *dedup_key; /**< borrowed; required with a store */
