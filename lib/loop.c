@@ -112,6 +112,11 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
     if (o->max_buffered_per_partition < 1)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "max_buffered_per_partition must be >= 1");
+    if (o->store_retry_max_ms < 0 || o->store_retry_max_ms > 86400000)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "store_retry_max_ms is %d, outside "
+                                "0..86400000",
+                                o->store_retry_max_ms);
     if (o->poll_timeout_ms < 1 || o->poll_timeout_ms > 60000)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "poll_timeout_ms is %d, outside 1..60000",
@@ -233,7 +238,16 @@ static void handle_batch(loop *L)
     memset(&he, 0, sizeof(he));
     if (o->dedup_store) {
         size_t handled = 0;
-        if (dedup_batch(L, &r, &he, &f, &handled) == 0) {
+        int d = dedup_batch(L, &r, &he, &f, &handled);
+        if (d == DEDUP_STOP)
+            return;
+        if (d == DEDUP_STORE) {
+            store_trouble(L, &he);
+            return;
+        }
+        if (d == 0) {
+            L->store_failing_since = 0;
+            L->store_failures = 0;
             k = L->blen;
             for (i = 0; i < k; i++) {
                 if (mark(L, L->batch[i]))
@@ -488,9 +502,16 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     if (c->closed)
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
-    if (opts->dedup_store && (rc = check_store(opts->dedup_store, err)))
-        return rc;
     memset(&L, 0, sizeof(L));
+    if (opts->dedup_store &&
+        (rc = check_store(opts->dedup_store, &cerr))) {
+        if (rc != KSAFE_ESTORE)
+            return ksafe__error_set(err, rc, 0, 0, "%s", cerr.message);
+        /* store trouble: checked again before the first batch, with the
+         * loop's store retries */
+        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "DEDUP", "%s", cerr.message);
+        L.check_pending = 1;
+    }
     memset(&local, 0, sizeof(local));
     L.c = c;
     L.rk = c->cl.rk;

@@ -20,7 +20,9 @@ static void copy_error(ksafe_error *to, const ksafe_error *from)
  * One store transaction over the whole batch: claims, the handler on the
  * records not done yet, marks, offsets, commit. Returns 0 when every record
  * is settled (handled or a duplicate); otherwise the transaction is rolled
- * back, *fail is the record to blame and *r, *he say why.
+ * back and *he says why: DEDUP_RECORD when a record is to blame (*fail, *r),
+ * DEDUP_STORE when the store failed (no record is), DEDUP_STOP when the
+ * loop must end (L->rc is set).
  */
 int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
                 size_t *fail, size_t *handled)
@@ -31,10 +33,22 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
     ksafe_error e;
 
     *fail = 0;
-    *r = KSAFE_HANDLER_RETRY; /* store trouble is transient until proven */
+    *r = KSAFE_HANDLER_RETRY;
+    if (L->check_pending) {
+        int rc = check_store(s, &e);
+        if (rc == KSAFE_ESTORE) {
+            copy_error(he, &e);
+            return DEDUP_STORE;
+        }
+        if (rc) {
+            L->rc = ksafe__error_set(L->err, rc, 0, 0, "%s", e.message);
+            return DEDUP_STOP;
+        }
+        L->check_pending = 0;
+    }
     if (ksafe_dedup_begin(s, &e)) {
         copy_error(he, &e);
-        return -1;
+        return DEDUP_STORE;
     }
     for (i = 0; i < L->blen; i++) {
         const ksafe_message *m = (const ksafe_message *)L->batch[i];
@@ -52,13 +66,11 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
             *r = KSAFE_HANDLER_FAIL; /* the record itself is bad */
             *fail = i;
             copy_error(he, &e);
-            goto rollback;
+            ksafe_dedup_rollback(s, NULL);
+            return DEDUP_RECORD;
         }
-        if (ksafe_dedup_claim(s, key, L->klen[i], &st, &e)) {
-            *fail = i;
-            copy_error(he, &e);
-            goto rollback;
-        }
+        if (ksafe_dedup_claim(s, key, L->klen[i], &st, &e))
+            goto store_failed;
         L->dup[i] = st == KSAFE_DEDUP_DUPLICATE ? 1 : 0;
         if (!L->dup[i])
             L->fresh[nfresh++] = L->batch[i];
@@ -74,32 +86,30 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
             rd_kafka_message_t *bad = L->fresh[ok < nfresh ? ok : nfresh - 1];
             for (*fail = 0; L->batch[*fail] != bad; (*fail)++)
                 ;
-            goto rollback;
+            ksafe_dedup_rollback(s, NULL);
+            return DEDUP_RECORD;
         }
     }
-    *r = KSAFE_HANDLER_RETRY;
     for (i = 0; i < L->blen; i++) {
         const rd_kafka_message_t *m = L->batch[i];
         if ((!L->dup[i] &&
              ksafe_dedup_mark(s, L->keys + i * KEY_MAX, L->klen[i], &e)) ||
             (o->dedup_offsets &&
              ksafe_dedup_store_offset(s, L->group, rd_kafka_topic_name(m->rkt),
-                                      m->partition, m->offset + 1, &e))) {
-            *fail = i;
-            copy_error(he, &e);
-            goto rollback;
-        }
+                                      m->partition, m->offset + 1, &e)))
+            goto store_failed;
     }
     if (ksafe_dedup_commit(s, &e)) { /* rolled back by the store */
         copy_error(he, &e);
-        return -1;
+        return DEDUP_STORE;
     }
     *handled = nfresh;
     L->st->duplicates += L->blen - nfresh - nsettled;
     return 0;
-rollback:
+store_failed:
+    copy_error(he, &e);
     ksafe_dedup_rollback(s, NULL);
-    return -1;
+    return DEDUP_STORE;
 }
 
 /*

@@ -41,6 +41,11 @@ typedef struct loop {
     size_t blocked; /* partitions with pending records or a backoff */
     size_t paused;  /* partitions paused */
     size_t settled; /* settled offsets waiting, over all partitions */
+    /* dedup store trouble: since when it has been failing (0: it is not),
+     * failures in a row, and a store check still to do (check_store) */
+    int64_t store_failing_since;
+    int store_failures;
+    int check_pending;
     rd_kafka_message_t **batch;
     size_t blen, bmax;
     uint64_t rng;
@@ -72,6 +77,7 @@ typedef struct loop {
 #define part_remove ksafe__loop_part_remove
 #define settle_failure ksafe__loop_settle_failure
 #define requeue ksafe__loop_requeue
+#define store_trouble ksafe__loop_store_trouble
 #define dedup_batch ksafe__loop_dedup_batch
 #define check_store ksafe__loop_check_store
 
@@ -97,8 +103,14 @@ void part_remove(loop *L, lpart *p);
 int settle_failure(loop *L, lpart *p, rd_kafka_message_t *m,
                    ksafe_handler_result r, const ksafe_error *he);
 int requeue(loop *L, size_t from);
+/* The dedup store failed (why in *he): the batch goes back to its
+ * partitions, which wait paused with backoff; no record is charged. Ends
+ * the loop with KSAFE_ESTORE once the store has failed for longer than
+ * store_retry_max_ms. */
+void store_trouble(loop *L, const ksafe_error *he);
 
 /* ---- loop_dedup.c ---- */
+enum { DEDUP_RECORD = -1, DEDUP_STORE = -2, DEDUP_STOP = -3 };
 int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
                 size_t *fail, size_t *handled);
 /* 0, or KSAFE_EINVAL for a store whose claims outlive a rollback (a SQL

@@ -128,3 +128,40 @@ int requeue(loop *L, size_t from)
     L->blen = from;
     return 0;
 }
+
+void store_trouble(loop *L, const ksafe_error *he)
+{
+    const char *name = ksafe_dedup_store_name(L->o->dedup_store);
+    int64_t now = ksafe__now_ms(), delay;
+    size_t i;
+
+    L->st->store_errors++;
+    if (!L->store_failing_since)
+        L->store_failing_since = now;
+    L->store_failures++;
+    if (now - L->store_failing_since >= L->o->store_retry_max_ms) {
+        L->rc = ksafe__error_set(
+            L->err, KSAFE_ESTORE, he->rdkafka_code, 0,
+            "the %s dedup store kept failing for %lld ms (%d attempt(s), "
+            "store_retry_max_ms %d): %s",
+            name, (long long)(now - L->store_failing_since),
+            L->store_failures, L->o->store_retry_max_ms, he->message);
+        return;
+    }
+    delay = backoff_ms(L, L->store_failures);
+    ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "DEDUP",
+               "the %s dedup store failed (%s): %zu record(s) wait %lld ms "
+               "and are tried again",
+               name, he->message, L->blen, (long long)delay);
+    for (i = 0; i < L->blen; i++) {
+        lpart *p = part_get(L, L->batch[i]);
+        if (!p) {
+            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                     "out of memory");
+            return;
+        }
+        p->retry_at = now + delay;
+        set_paused(L, p, 1);
+    }
+    requeue(L, 0);
+}

@@ -116,12 +116,17 @@ START_TEST(options_are_validated)
     lo.handler = record_handler;
     lo.backoff_multiplier = 0.5;
     ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    lo.backoff_multiplier = 2.0;
+    lo.store_retry_max_ms = -1;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "store_retry_max_ms"));
     lo.version = 7;
     ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EVERSION);
     ck_assert_int_eq(ksafe_run(c, NULL, &err), KSAFE_EINVAL);
     ck_assert_int_eq(ksafe_loop_options_init(&d, 1), 0);
     ck_assert_int_eq(d.semantics, KSAFE_AT_LEAST_ONCE);
     ck_assert_int_eq(d.on_failure, KSAFE_FAILURE_STOP);
+    ck_assert_int_eq(d.store_retry_max_ms, 60000);
     ksafe_consumer_free(c);
 }
 END_TEST
@@ -1028,6 +1033,7 @@ START_TEST(store_errors_do_not_consume_attempts)
     ck_assert_uint_eq(st.skipped, 0);
     ck_assert_uint_eq(st.failed, 0);
     ck_assert_int_eq(f.failed, 6);
+    ck_assert_uint_eq(st.store_errors, 6);
     ck_assert_uint_eq(st.retries, 0); /* no handler asked for one */
     for (i = 0; i < 20; i++)
         ck_assert_msg(f.applied[i] == 1, "record %d applied %d times", i,
@@ -1035,6 +1041,60 @@ START_TEST(store_errors_do_not_consume_attempts)
     ksafe_consumer_free(c);
     test_committed(tc, topic, group, 1, committed);
     ck_assert_int_eq(committed[0], 20);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+
+
+/* A store that never recovers ends the loop with KSAFE_ESTORE after
+ * store_retry_max_ms, charging no record and committing nothing. */
+START_TEST(store_that_never_recovers_ends_the_loop)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_loop_stats st;
+    int64_t committed[1];
+    ksafe_consumer *c;
+    ksafe_error err;
+    faulty f;
+    int rc, i;
+
+    topic_with(topic, sizeof(topic), "loop-storedead", 1, 10);
+    ksafe_test_unique_name(group, sizeof(group), "loop-storedead-g");
+    memset(&f, 0, sizeof(f));
+    store = faulty_new(&f);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "position", &err), err);
+    c = test_subscribed(tc, topic, group);
+    f.c = c;
+    f.st = &st;
+    f.deadline = time(NULL) + 60;
+    f.fail_ops = F_CLAIM | F_COMMIT;
+    f.fail_left = 1000000;
+    lo.handler = faulty_apply;
+    lo.payload = &f;
+    lo.on_failure = KSAFE_FAILURE_SKIP;
+    lo.backoff_initial_ms = 50;
+    lo.backoff_max_ms = 200;
+    lo.store_retry_max_ms = 1500;
+    lo.commit_every_records = 1;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.stats = &st;
+    rc = ksafe_run(c, &lo, &err);
+    ck_assert_msg(rc == KSAFE_ESTORE, "ksafe_run: %d %s", rc, err.message);
+    ck_assert_ptr_nonnull(strstr(err.message, "faulty"));
+    ck_assert_ptr_nonnull(strstr(err.message, "injected store failure"));
+    ck_assert_uint_eq(st.skipped, 0);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_uint_ge(st.store_errors, 3); /* it was retried, with backoff */
+    for (i = 0; i < 10; i++)
+        ck_assert_int_eq(f.applied[i], 0);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_lt(committed[0], 0); /* nothing committed */
     ksafe_dedup_store_free(store);
     ksafe_dedup_key_free(key);
 }
@@ -1172,6 +1232,7 @@ static Suite *loop_suite(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, dedup_batch_skip_marks_only_after_earlier_records);
     tcase_add_test(t, store_errors_do_not_consume_attempts);
+    tcase_add_test(t, store_that_never_recovers_ends_the_loop);
 #ifdef TEST_HAVE_SQLITE
     tcase_add_test(t, dedup_store_in_caller_txn_mode_is_refused);
 #endif

@@ -80,7 +80,9 @@ typedef struct ksafe_loop_stats {
     uint64_t resumes;       /**< partitions resumed */
     uint64_t revoked;       /**< partitions revoked from this member */
     uint64_t lost;          /**< partitions lost (no commit for them) */
-    uint64_t reserved[6];
+    uint64_t store_errors;  /**< dedup store failures retried (no record
+                                 was charged for them) */
+    uint64_t reserved[5];
 } ksafe_loop_stats;
 
 #define KSAFE_LOOP_OPTIONS_VERSION 1
@@ -136,12 +138,24 @@ typedef struct ksafe_loop_options {
      * sink sees each record's effects once even across crashes and
      * rebalances. */
     int dedup_offsets;
+    /**
+     * How long the dedup store may keep failing (begin, claim, mark,
+     * store_offset, commit, or the start check) before ksafe_run stops with
+     * KSAFE_ESTORE naming the store's error; default 60000, 0: stop at the
+     * first failure. Store trouble is never charged to a record: it does
+     * not count against max_attempts and never reaches on_failure. The
+     * batch is rolled back and its partitions wait paused with the loop's
+     * backoff (backoff_initial_ms .. backoff_max_ms) while poll keeps the
+     * member in the group; a success resets the clock.
+     */
+    int store_retry_max_ms;
 } ksafe_loop_options;
 
 #define KSAFE_LOOP_OPTIONS_INIT                                              \
     { KSAFE_LOOP_OPTIONS_VERSION, NULL, NULL, NULL, 100, 100,                \
       KSAFE_AT_LEAST_ONCE, 1000, 1000, 5, 100, 2.0, 10000, 0.2,              \
-      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL, NULL, NULL, 0 }
+      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL, NULL, NULL, 0,        \
+      60000 }
 
 /** Sets `opts` to the defaults of `version`. */
 KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
