@@ -3,6 +3,7 @@
  * handler contract, retry with a paused partition, failure policies,
  * backpressure, graceful stop.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -1100,6 +1101,81 @@ START_TEST(store_that_never_recovers_ends_the_loop)
 }
 END_TEST
 
+
+/* ---- group errors the broker will not stop giving ---------------------- */
+
+typedef struct watchdog {
+    ksafe_consumer *c;
+    int seconds;
+    volatile int done;
+} watchdog;
+
+/* Stops a loop that would otherwise never return (the defect). */
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    int i;
+
+    for (i = 0; i < w->seconds * 10 && !w->done; i++)
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    if (!w->done)
+        ksafe_consumer_stop(w->c);
+    return NULL;
+}
+
+/*
+ * A broker that refuses the member's configuration (JoinGroup answered
+ * INVALID_SESSION_TIMEOUT, as a stock Kafka does for a session timeout
+ * below group.min.session.timeout.ms) does so on every retry: the loop ends
+ * with KSAFE_EKAFKA naming the cause and the setting to change.
+ */
+START_TEST(refused_group_configuration_ends_the_loop)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_consumer_options co;
+    rd_kafka_resp_err_t errs[40];
+    ksafe_consumer *c;
+    ksafe_error err;
+    const char *t;
+    watchdog w;
+    pthread_t th;
+    seen s;
+    int rc, i;
+
+    topic_with(topic, sizeof(topic), "loop-refused", 1, 5);
+    ksafe_test_unique_name(group, sizeof(group), "loop-refused-g");
+    for (i = 0; i < 40; i++)
+        errs[i] = RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT;
+    ck_assert_ok(ksafe_mock_cluster_push_request_errors(
+                     ksafe_test_cluster_mock(tc), 11, 40, errs, &err),
+                 err);
+    ksafe_test_cluster_consumer_options(tc, &co, group);
+    co.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    t = topic;
+    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    seen_init(&s, c);
+    lo.handler = record_handler;
+    lo.payload = &s;
+    w.c = c;
+    w.seconds = 30;
+    w.done = 0;
+    ck_assert_int_eq(pthread_create(&th, NULL, watchdog_main, &w), 0);
+    memset(&err, 0, sizeof(err));
+    rc = ksafe_run(c, &lo, &err);
+    w.done = 1;
+    pthread_join(th, NULL);
+    ck_assert_msg(rc == KSAFE_EKAFKA, "ksafe_run: %d %s", rc, err.message);
+    ck_assert_int_eq(err.rdkafka_code, RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT);
+    ck_assert_msg(strstr(err.message, "session_timeout_ms") != NULL, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.message, group) != NULL, "%s", err.message);
+    ck_assert_int_eq(s.total_ok, 0);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
 #ifdef TEST_HAVE_SQLITE
 /* A store in caller-owned transaction mode has nobody to open its
  * transaction inside the loop: each claim would autocommit and a retried
@@ -1236,6 +1312,13 @@ static Suite *loop_suite(void)
 #ifdef TEST_HAVE_SQLITE
     tcase_add_test(t, dedup_store_in_caller_txn_mode_is_refused);
 #endif
+    suite_add_tcase(s, t);
+
+    /* Its own cluster: the errors it queues must not reach other tests. */
+    t = tcase_create("group-errors");
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, refused_group_configuration_ends_the_loop);
     suite_add_tcase(s, t);
     return s;
 }
