@@ -163,9 +163,18 @@ KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
 
 /**
  * Runs the loop on a subscribed consumer until ksafe_consumer_stop() is
- * called (returns 0) or a record fails under KSAFE_FAILURE_STOP (returns
- * KSAFE_EHANDLER naming topic, partition and offset; nothing at or after that
- * record is committed) or the consumer hits a fatal error (KSAFE_EFATAL).
+ * called (returns 0) or:
+ * - a record fails under KSAFE_FAILURE_STOP: KSAFE_EHANDLER naming topic,
+ *   partition and offset; nothing at or after that record is committed;
+ * - the dedup store kept failing for store_retry_max_ms: KSAFE_ESTORE with
+ *   the store's error;
+ * - the broker refuses the member for a reason retrying cannot change
+ *   (invalid session timeout, group or topic authorization failed, invalid
+ *   group id, inconsistent group protocol, group full): KSAFE_EKAFKA with
+ *   rdkafka_code, the group and the setting to fix;
+ * - the consumer hits a fatal error: KSAFE_EFATAL.
+ * Refused at start: invalid options (KSAFE_EINVAL, KSAFE_EVERSION), a
+ * dedup store in caller-owned transaction mode (KSAFE_EINVAL).
  * In every case it commits what was marked and closes the consumer before
  * returning; free it afterwards.
  */
