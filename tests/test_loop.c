@@ -5,6 +5,8 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1176,6 +1178,99 @@ START_TEST(refused_group_configuration_ends_the_loop)
 }
 END_TEST
 
+
+/* ---- at-most-once across a crash --------------------------------------- */
+
+static pid_t spawn_loop_worker(const char *topic, const char *group,
+                               const char *out, const char *exit_after)
+{
+    const char *worker = getenv("KSAFE_LOOP_WORKER");
+    pid_t pid;
+
+    ck_assert_msg(worker && *worker, "KSAFE_LOOP_WORKER is not set");
+    pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
+        execl(worker, worker, ksafe_test_cluster_bootstrap(tc), topic, group,
+              out, "at-most-once", exit_after, (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+/* Reads the "value-<i>" lines of `path` into count[]; returns the lines. */
+static int read_handled(const char *path, int *count, int n)
+{
+    char line[64];
+    int lines = 0, i;
+    FILE *f = fopen(path, "r");
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f)) {
+        ck_assert_int_eq(sscanf(line, "value-%d", &i), 1);
+        ck_assert(i >= 0 && i < n);
+        count[i]++;
+        lines++;
+    }
+    fclose(f);
+    return lines;
+}
+
+/*
+ * At-most-once means a record is never handled twice, crash or not: the
+ * position is committed (broker-acknowledged) before the handler sees the
+ * record. A member dies right after handling 5 records; the next member of
+ * the group must not hand it those 5 again.
+ */
+START_TEST(at_most_once_survives_a_crash_without_redelivery)
+{
+    char topic[64], group[64], dir[] = "/tmp/ksafe-amo-XXXXXX";
+    char out_a[600], out_b[600];
+    int count_a[20] = {0}, count_b[20] = {0};
+    int status, lines_b = 0, i;
+    pid_t a, b;
+    time_t deadline;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(out_a, sizeof(out_a), "%s/a", dir);
+    snprintf(out_b, sizeof(out_b), "%s/b", dir);
+    topic_with(topic, sizeof(topic), "loop-amo-crash", 1, 20);
+    ksafe_test_unique_name(group, sizeof(group), "loop-amo-crash-g");
+
+    a = spawn_loop_worker(topic, group, out_a, "5");
+    ck_assert_int_eq(waitpid(a, &status, 0), a);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "first member: status %d", status);
+    ck_assert_int_eq(read_handled(out_a, count_a, 20), 5);
+
+    b = spawn_loop_worker(topic, group, out_b, "0");
+    deadline = time(NULL) + 90;
+    while (time(NULL) < deadline) {
+        int c[20] = {0};
+        lines_b = read_handled(out_b, c, 20);
+        if (lines_b >= 15)
+            break;
+        nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+    }
+    kill(b, SIGTERM);
+    ck_assert_int_eq(waitpid(b, &status, 0), b);
+    lines_b = read_handled(out_b, count_b, 20);
+    for (i = 0; i < 20; i++) {
+        ck_assert_msg(count_a[i] + count_b[i] <= 1,
+                      "record %d handled %d + %d times", i, count_a[i],
+                      count_b[i]);
+        ck_assert_msg(count_a[i] + count_b[i] == 1, "record %d never handled",
+                      i);
+    }
+    ck_assert_int_eq(lines_b, 15);
+    unlink(out_a);
+    unlink(out_b);
+    rmdir(dir);
+}
+END_TEST
+
 #ifdef TEST_HAVE_SQLITE
 /* A store in caller-owned transaction mode has nobody to open its
  * transaction inside the loop: each claim would autocommit and a retried
@@ -1309,6 +1404,7 @@ static Suite *loop_suite(void)
     tcase_add_test(t, dedup_batch_skip_marks_only_after_earlier_records);
     tcase_add_test(t, store_errors_do_not_consume_attempts);
     tcase_add_test(t, store_that_never_recovers_ends_the_loop);
+    tcase_add_test(t, at_most_once_survives_a_crash_without_redelivery);
 #ifdef TEST_HAVE_SQLITE
     tcase_add_test(t, dedup_store_in_caller_txn_mode_is_refused);
 #endif
