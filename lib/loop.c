@@ -215,6 +215,20 @@ static int mark(loop *L, rd_kafka_message_t *m)
     return 0;
 }
 
+/* At-most-once: a failed record is counted and logged, never retried (its
+ * position is committed already). */
+static void amo_failed(loop *L, const rd_kafka_message_t *m,
+                       const ksafe_error *he)
+{
+    L->st->failed++;
+    ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "FAILED",
+               "at-most-once: %s [%d] offset %lld failed and is not retried: "
+               "%s",
+               rd_kafka_topic_name(m->rkt), (int)m->partition,
+               (long long)m->offset,
+               he->message[0] ? he->message : "handler failed");
+}
+
 /* 1 if a record before batch[fi] belongs to the same partition. */
 static int earlier_in_partition(const loop *L, size_t fi)
 {
@@ -257,19 +271,39 @@ static void handle_batch(loop *L)
             L->st->processed += handled;
         }
     } else if (o->semantics == KSAFE_AT_MOST_ONCE) {
+        size_t ok = 0;
+        ksafe_error ce;
+
+        /* The broker holds the position past these records before the
+         * handler sees one: a crash after it cannot hand them again. */
         for (i = 0; i < L->blen; i++)
             if (mark(L, L->batch[i]))
                 return;
-        if (o->handler) {
-            for (i = 0; i < L->blen; i++)
-                o->handler((const ksafe_message *)L->batch[i], &he,
-                           o->payload);
-        } else {
-            size_t ok = 0;
-            o->batch_handler((const ksafe_message *const *)L->batch, L->blen,
-                             &ok, &he, o->payload);
+        if (ksafe_consumer_commit(L->c, KSAFE_COMMIT_SYNC, &ce)) {
+            commit_trouble(L, &ce);
+            return;
         }
-        L->st->processed += L->blen;
+        L->commit_failures = 0;
+        if (o->handler) {
+            for (i = 0; i < L->blen; i++) {
+                memset(&he, 0, sizeof(he));
+                if (o->handler((const ksafe_message *)L->batch[i], &he,
+                               o->payload) == KSAFE_HANDLER_OK)
+                    ok++;
+                else
+                    amo_failed(L, L->batch[i], &he);
+            }
+        } else if (o->batch_handler((const ksafe_message *const *)L->batch,
+                                    L->blen, &ok, &he, o->payload) ==
+                   KSAFE_HANDLER_OK) {
+            ok = L->blen;
+        } else {
+            if (ok > L->blen)
+                ok = L->blen;
+            for (i = ok; i < L->blen; i++)
+                amo_failed(L, L->batch[i], &he);
+        }
+        L->st->processed += ok;
         k = L->blen;
     } else if (o->handler) {
         for (k = 0; k < L->blen; k++) {

@@ -46,6 +46,7 @@ typedef struct loop {
     int64_t store_failing_since;
     int store_failures;
     int check_pending;
+    int commit_failures; /* at-most-once commits refused in a row */
     rd_kafka_message_t **batch;
     size_t blen, bmax;
     uint64_t rng;
@@ -78,6 +79,7 @@ typedef struct loop {
 #define settle_failure ksafe__loop_settle_failure
 #define requeue ksafe__loop_requeue
 #define store_trouble ksafe__loop_store_trouble
+#define commit_trouble ksafe__loop_commit_trouble
 #define dedup_batch ksafe__loop_dedup_batch
 #define check_store ksafe__loop_check_store
 
@@ -108,6 +110,9 @@ int requeue(loop *L, size_t from);
  * the loop with KSAFE_ESTORE once the store has failed for longer than
  * store_retry_max_ms. */
 void store_trouble(loop *L, const ksafe_error *he);
+/* At-most-once: the batch's position was not acknowledged (why in *e), so
+ * its records may not be handled yet; they wait with backoff, paused. */
+void commit_trouble(loop *L, const ksafe_error *e);
 
 /* ---- loop_dedup.c ---- */
 enum { DEDUP_RECORD = -1, DEDUP_STORE = -2, DEDUP_STOP = -3 };

@@ -129,11 +129,29 @@ int requeue(loop *L, size_t from)
     return 0;
 }
 
+/* The whole batch waits `delay` ms, its partitions paused; nobody is
+ * charged. 0, or -1 out of memory (L->rc set). */
+static int hold_batch(loop *L, int64_t until)
+{
+    size_t i;
+
+    for (i = 0; i < L->blen; i++) {
+        lpart *p = part_get(L, L->batch[i]);
+        if (!p) {
+            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                     "out of memory");
+            return -1;
+        }
+        p->retry_at = until;
+        set_paused(L, p, 1);
+    }
+    return requeue(L, 0);
+}
+
 void store_trouble(loop *L, const ksafe_error *he)
 {
     const char *name = ksafe_dedup_store_name(L->o->dedup_store);
     int64_t now = ksafe__now_ms(), delay;
-    size_t i;
 
     L->st->store_errors++;
     if (!L->store_failing_since)
@@ -153,15 +171,18 @@ void store_trouble(loop *L, const ksafe_error *he)
                "the %s dedup store failed (%s): %zu record(s) wait %lld ms "
                "and are tried again",
                name, he->message, L->blen, (long long)delay);
-    for (i = 0; i < L->blen; i++) {
-        lpart *p = part_get(L, L->batch[i]);
-        if (!p) {
-            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
-                                     "out of memory");
-            return;
-        }
-        p->retry_at = now + delay;
-        set_paused(L, p, 1);
-    }
-    requeue(L, 0);
+    hold_batch(L, now + delay);
+}
+
+void commit_trouble(loop *L, const ksafe_error *e)
+{
+    int64_t delay;
+
+    L->commit_failures++;
+    delay = backoff_ms(L, L->commit_failures);
+    ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "COMMIT",
+               "at-most-once: the position of %zu record(s) was not "
+               "committed (%s); they wait %lld ms, unhandled",
+               L->blen, e->message, (long long)delay);
+    hold_batch(L, ksafe__now_ms() + delay);
 }

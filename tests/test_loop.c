@@ -551,6 +551,7 @@ START_TEST(at_most_once_loses_failed_records_by_design)
 {
     char topic[64], group[64];
     ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_loop_stats st;
     int64_t committed[1];
     ksafe_consumer *c;
     ksafe_error err;
@@ -564,9 +565,13 @@ START_TEST(at_most_once_loses_failed_records_by_design)
     s.fail_times = 10;
     lo.handler = record_handler;
     lo.semantics = KSAFE_AT_MOST_ONCE;
+    lo.stats = &st;
     ck_assert_ok(run(c, &lo, &s, 29, &err), err);
     ck_assert_int_eq(s.calls[5], 1);
     ck_assert_int_eq(s.ok[5], 0);
+    ck_assert_uint_eq(st.failed, 1); /* failed, not processed */
+    ck_assert_uint_eq(st.processed, 29);
+    ck_assert_uint_eq(st.retries, 0);
     ksafe_consumer_free(c);
     test_committed(tc, topic, group, 1, committed);
     ck_assert_int_eq(committed[0], 30);

@@ -53,8 +53,15 @@ typedef enum ksafe_semantics {
     /** Mark after the handler succeeded: nothing lost, duplicates possible
      * after a crash (default). */
     KSAFE_AT_LEAST_ONCE = 0,
-    /** Mark before the handler runs and never retry: a crash or a failure
-     * loses the record; named so that nobody picks it by accident. */
+    /** Each batch's position is committed synchronously (acknowledged by
+     * the broker) before the handler sees its records, and nothing is
+     * retried: no record is handled twice, even across a crash, but a
+     * crash or a failure loses the record. A failed record counts in
+     * stats.failed (not processed) and is logged; on_failure does not
+     * apply. A commit the broker refuses holds the batch, unhandled, and is
+     * tried again with backoff (partitions paused, poll going on). One sync
+     * commit per batch: use batch_handler for throughput. Named so that
+     * nobody picks it by accident. */
     KSAFE_AT_MOST_ONCE
 } ksafe_semantics;
 
@@ -70,11 +77,13 @@ typedef struct ksafe_loop_stats {
     uint64_t polled;        /**< records received from the consumer */
     uint64_t processed;     /**< records whose handler returned OK */
     uint64_t retries;       /**< handler calls that asked for a retry */
-    uint64_t failed;        /**< records that exhausted retries or failed */
+    uint64_t failed;        /**< records that exhausted retries or failed
+                                 (at-most-once: whose handler failed) */
     uint64_t skipped;       /**< failed records skipped (SKIP policy) */
     uint64_t dead_lettered; /**< failed records published to the DLQ */
     uint64_t duplicates;    /**< records skipped as already processed (dedup) */
-    uint64_t commits;       /**< commit requests sent */
+    uint64_t commits;       /**< commit requests sent (at-most-once: one
+                                 sync commit per batch, plus the policy's) */
     uint64_t rebalances;    /**< rebalance events (assign, revoke, lost) */
     uint64_t pauses;        /**< partitions paused (retry or backpressure) */
     uint64_t resumes;       /**< partitions resumed */
