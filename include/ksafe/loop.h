@@ -7,6 +7,9 @@
  * partition is paused (other partitions keep flowing and poll keeps being
  * called, so the member stays in the group); when retries run out, the
  * failure policy decides: stop (default), skip, or dead-letter topic.
+ * Trouble that is not the record's (a failing dedup store, a refused
+ * at-most-once commit) is never charged to it: the batch waits and is
+ * tried again. A configuration the broker refuses for good ends the loop.
  */
 #ifndef KSAFE_LOOP_H
 #define KSAFE_LOOP_H
@@ -134,7 +137,10 @@ typedef struct ksafe_loop_options {
      * `batch_handler` (then a batch is all or nothing: on a failure every
      * record of it is handed again, its effects rolled back with the
      * transaction). A record whose key cannot be extracted fails for good
-     * (the failure policy applies).
+     * (the failure policy applies). A record that the policy skips or
+     * dead-letters in a batch whose earlier records of its partition were
+     * rolled back is marked only once those are done again: nothing is
+     * committed past a record whose effects were rolled back.
      * The loop opens and ends the store's transactions itself, so a SQL
      * store in KSAFE_DEDUP_TXN_CALLER mode is refused (KSAFE_EINVAL): ksafe_run
      * asks it at start whether a rolled-back claim stays (for such a store
