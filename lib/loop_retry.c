@@ -129,8 +129,8 @@ int requeue(loop *L, size_t from)
     return 0;
 }
 
-/* The whole batch waits `delay` ms, its partitions paused; nobody is
- * charged. 0, or -1 out of memory (L->rc set). */
+/* The whole batch goes back to its partitions, which wait paused until
+ * `until`; no record is charged. 0, or -1 out of memory (L->rc set). */
 static int hold_batch(loop *L, int64_t until)
 {
     size_t i;
