@@ -1141,21 +1141,21 @@ START_TEST(refused_group_configuration_ends_the_loop)
     char topic[64], group[64];
     ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
     ksafe_consumer_options co;
-    rd_kafka_resp_err_t errs[40];
+    rd_kafka_resp_err_t refusal = RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT;
     ksafe_consumer *c;
     ksafe_error err;
     const char *t;
     watchdog w;
     pthread_t th;
     seen s;
-    int rc, i;
+    int rc;
 
     topic_with(topic, sizeof(topic), "loop-refused", 1, 5);
     ksafe_test_unique_name(group, sizeof(group), "loop-refused-g");
-    for (i = 0; i < 40; i++)
-        errs[i] = RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT;
+    /* One: the first refusal must end the loop, and none may be left for
+     * the next test. */
     ck_assert_ok(ksafe_mock_cluster_push_request_errors(
-                     ksafe_test_cluster_mock(tc), 11, 40, errs, &err),
+                     ksafe_test_cluster_mock(tc), 11, 1, &refusal, &err),
                  err);
     ksafe_test_cluster_consumer_options(tc, &co, group);
     co.log_cb = test_quiet_log;
@@ -1273,6 +1273,95 @@ START_TEST(at_most_once_survives_a_crash_without_redelivery)
     unlink(out_a);
     unlink(out_b);
     rmdir(dir);
+}
+END_TEST
+
+
+/* Counts the loop's "position ... was not committed" warnings. */
+static void count_held(int level, const char *fac, const char *msg,
+                       void *payload)
+{
+    (void)level;
+    if (!strcmp(fac, "COMMIT") && strstr(msg, "at-most-once"))
+        (*(int *)payload)++;
+}
+
+typedef struct amo_probe {
+    ksafe_consumer *c;
+    const char *topic, *group;
+    int calls[10];
+    int64_t committed_at_call[10];
+    int handled;
+} amo_probe;
+
+static ksafe_handler_result amo_probe_handler(const ksafe_message *m,
+                                              ksafe_error *err, void *payload)
+{
+    amo_probe *p = payload;
+    int64_t committed[1];
+    int i = test_value_index(m);
+
+    (void)err;
+    p->calls[i]++;
+    test_committed(tc, p->topic, p->group, 1, committed);
+    p->committed_at_call[i] = committed[0];
+    if (++p->handled == 10)
+        ksafe_consumer_stop(p->c);
+    return KSAFE_HANDLER_OK;
+}
+
+/* At-most-once: the handler never sees a record whose position the broker
+ * has not acknowledged; commits refused for a while hold the records back
+ * (unhandled, not lost, not charged). */
+START_TEST(at_most_once_handles_a_record_only_after_its_commit)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    rd_kafka_resp_err_t busy[25];
+    ksafe_consumer_options co;
+    ksafe_loop_stats st;
+    ksafe_consumer *c;
+    ksafe_error err;
+    amo_probe p;
+    const char *t;
+    int i, held = 0;
+
+    topic_with(topic, sizeof(topic), "loop-amo-commit", 1, 10);
+    ksafe_test_unique_name(group, sizeof(group), "loop-amo-commit-g");
+    ksafe_test_cluster_consumer_options(tc, &co, group);
+    co.log_cb = count_held;
+    co.log_payload = &held;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    t = topic;
+    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    memset(&p, 0, sizeof(p));
+    p.c = c;
+    p.topic = topic;
+    p.group = group;
+    for (i = 0; i < 25; i++)
+        busy[i] = RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+    /* OffsetCommit (8) refused 25 times: more than one sync commit's own
+     * retries take. */
+    ck_assert_ok(ksafe_mock_cluster_push_request_errors(
+                     ksafe_test_cluster_mock(tc), 8, 25, busy, &err),
+                 err);
+    lo.handler = amo_probe_handler;
+    lo.payload = &p;
+    lo.semantics = KSAFE_AT_MOST_ONCE;
+    lo.backoff_initial_ms = 50;
+    lo.backoff_max_ms = 200;
+    lo.stats = &st;
+    ck_assert_ok(ksafe_run(c, &lo, &err), err);
+    for (i = 0; i < 10; i++) {
+        ck_assert_int_eq(p.calls[i], 1);
+        ck_assert_msg(p.committed_at_call[i] == i + 1,
+                      "record %d handled while %lld was committed", i,
+                      (long long)p.committed_at_call[i]);
+    }
+    ck_assert_uint_eq(st.processed, 10);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_int_ge(held, 1); /* the refusals did hold records back */
+    ksafe_consumer_free(c);
 }
 END_TEST
 
@@ -1415,11 +1504,12 @@ static Suite *loop_suite(void)
 #endif
     suite_add_tcase(s, t);
 
-    /* Its own cluster: the errors it queues must not reach other tests. */
-    t = tcase_create("group-errors");
+    /* Its own cluster: the errors they queue must not reach other tests. */
+    t = tcase_create("injected-errors");
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, refused_group_configuration_ends_the_loop);
+    tcase_add_test(t, at_most_once_handles_a_record_only_after_its_commit);
     suite_add_tcase(s, t);
     return s;
 }
