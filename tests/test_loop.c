@@ -1,7 +1,10 @@
 /*
  * tests/test_loop.c - the at-least-once loop on the embedded cluster:
  * handler contract, retry with a paused partition, failure policies,
- * backpressure, graceful stop.
+ * backpressure, graceful stop; dedup batches and a store that fails
+ * (a fault-injecting wrapper of the memory store); at-most-once across a
+ * crash (tests/loop_worker.c, exec'd) and under refused commits; a group
+ * configuration the broker refuses.
  */
 #include <pthread.h>
 #include <signal.h>
