@@ -9,52 +9,12 @@
  * per-partition queue, and poll keeps running so other partitions flow and
  * the member keeps its place in the group.
  */
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "consumer_internal.h"
-
-typedef struct lpart {
-    char *topic;
-    const rd_kafka_topic_t *rkt;
-    int32_t partition;
-    rd_kafka_message_t **q; /* ring of pending records, in offset order */
-    size_t head, len, cap;
-    int attempts;           /* handler calls for the head record */
-    int64_t retry_at;       /* 0: not backing off */
-    int blocked;            /* len > 0 || retry_at > 0, as counted */
-    int paused;
-    size_t in_batch;        /* records of this partition in the batch */
-} lpart;
-
-typedef struct loop {
-    ksafe_consumer *c;
-    rd_kafka_t *rk;
-    const ksafe_loop_options *o;
-    ksafe_loop_stats *st;
-    lpart *parts;
-    size_t n_parts, cap_parts;
-    size_t last;    /* index of the last partition found */
-    size_t blocked; /* partitions with pending records or a backoff */
-    size_t paused;  /* partitions paused */
-    rd_kafka_message_t **batch;
-    size_t blen, bmax;
-    uint64_t rng;
-    int rc;            /* first fatal outcome; ends the loop */
-    ksafe_error *err;
-    /* dedup: per batch slot, the record's key and whether it is a
-     * duplicate; the fresh records handed to a batch handler */
-    char *keys;
-    size_t *klen;
-    unsigned char *dup;
-    rd_kafka_message_t **fresh;
-    char group[256];
-} loop;
-
-#define KEY_MAX 512
+#include "loop_internal.h"
 
 static const ksafe_loop_options loop_defaults = KSAFE_LOOP_OPTIONS_INIT;
 
@@ -152,158 +112,16 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
     if (o->max_buffered_per_partition < 1)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "max_buffered_per_partition must be >= 1");
+    if (o->store_retry_max_ms < 0 || o->store_retry_max_ms > 86400000)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "store_retry_max_ms is %d, outside "
+                                "0..86400000",
+                                o->store_retry_max_ms);
     if (o->poll_timeout_ms < 1 || o->poll_timeout_ms > 60000)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "poll_timeout_ms is %d, outside 1..60000",
                                 o->poll_timeout_ms);
     return 0;
-}
-
-/* ---- partition table --------------------------------------------------- */
-
-static lpart *part_find(loop *L, const rd_kafka_message_t *m)
-{
-    size_t i;
-
-    /* Records of one partition come in runs: try the last hit first. */
-    if (L->last < L->n_parts && L->parts[L->last].rkt == m->rkt &&
-        L->parts[L->last].partition == m->partition)
-        return &L->parts[L->last];
-    for (i = 0; i < L->n_parts; i++)
-        if (L->parts[i].rkt == m->rkt &&
-            L->parts[i].partition == m->partition) {
-            L->last = i;
-            return &L->parts[i];
-        }
-    return NULL;
-}
-
-static lpart *part_get(loop *L, const rd_kafka_message_t *m)
-{
-    lpart *p = part_find(L, m);
-
-    if (p)
-        return p;
-    if (L->n_parts == L->cap_parts) {
-        size_t cap = L->cap_parts ? L->cap_parts * 2 : 8;
-        lpart *grown = realloc(L->parts, cap * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        L->parts = grown;
-        L->cap_parts = cap;
-    }
-    p = &L->parts[L->n_parts];
-    memset(p, 0, sizeof(*p));
-    if (!(p->topic = ksafe__strdup(rd_kafka_topic_name(m->rkt))))
-        return NULL;
-    p->rkt = m->rkt;
-    p->partition = m->partition;
-    L->n_parts++;
-    return p;
-}
-
-static void set_paused(loop *L, lpart *p, int pause)
-{
-    rd_kafka_topic_partition_list_t *l;
-
-    if (p->paused == pause)
-        return;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-    if (pause)
-        rd_kafka_pause_partitions(L->rk, l);
-    else
-        rd_kafka_resume_partitions(L->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    p->paused = pause;
-    if (pause) {
-        L->paused++;
-        L->st->pauses++;
-    } else {
-        L->paused--;
-        L->st->resumes++;
-    }
-}
-
-/* Keeps L->blocked in step with each partition's state. */
-static void update_blocked(loop *L, lpart *p)
-{
-    int now = p->len > 0 || p->retry_at > 0;
-
-    if (now != p->blocked) {
-        p->blocked = now;
-        if (now)
-            L->blocked++;
-        else
-            L->blocked--;
-    }
-}
-
-static int q_reserve(lpart *p)
-{
-    rd_kafka_message_t **grown;
-    size_t cap, i;
-
-    if (p->len < p->cap)
-        return 0;
-    cap = p->cap ? p->cap * 2 : 16;
-    if (!(grown = malloc(cap * sizeof(*grown))))
-        return -1;
-    for (i = 0; i < p->len; i++)
-        grown[i] = p->q[(p->head + i) % p->cap];
-    free(p->q);
-    p->q = grown;
-    p->cap = cap;
-    p->head = 0;
-    return 0;
-}
-
-static int q_push_back(lpart *p, rd_kafka_message_t *m)
-{
-    if (q_reserve(p))
-        return -1;
-    p->q[(p->head + p->len) % p->cap] = m;
-    p->len++;
-    return 0;
-}
-
-static int q_push_front(lpart *p, rd_kafka_message_t *m)
-{
-    if (q_reserve(p))
-        return -1;
-    p->head = (p->head + p->cap - 1) % p->cap;
-    p->q[p->head] = m;
-    p->len++;
-    return 0;
-}
-
-static rd_kafka_message_t *q_pop_front(lpart *p)
-{
-    rd_kafka_message_t *m = p->q[p->head];
-
-    p->head = (p->head + 1) % p->cap;
-    p->len--;
-    return m;
-}
-
-static void part_clear(lpart *p)
-{
-    while (p->len)
-        rd_kafka_message_destroy(q_pop_front(p));
-}
-
-static void part_remove(loop *L, lpart *p)
-{
-    part_clear(p);
-    if (p->paused) {
-        p->paused = 0;
-        L->paused--;
-    }
-    p->retry_at = 0;
-    update_blocked(L, p);
-    free(p->q);
-    free(p->topic);
-    *p = L->parts[--L->n_parts];
 }
 
 /* ---- rebalance --------------------------------------------------------- */
@@ -354,142 +172,6 @@ static void on_revoke(ksafe_consumer *c,
     }
 }
 
-/* ---- handling ---------------------------------------------------------- */
-
-static int mark(loop *L, rd_kafka_message_t *m)
-{
-    ksafe_error e;
-
-    if (ksafe_consumer_done(L->c, (const ksafe_message *)m, &e)) {
-        L->rc = ksafe__error_set(L->err, e.code, 0, 0, "%s", e.message);
-        return -1;
-    }
-    return 0;
-}
-
-static int64_t backoff_ms(loop *L, int attempts)
-{
-    const ksafe_loop_options *o = L->o;
-    double d = o->backoff_initial_ms * pow(o->backoff_multiplier, attempts - 1);
-    double u;
-
-    if (d > o->backoff_max_ms)
-        d = o->backoff_max_ms;
-    /* xorshift64: jitter only, not security */
-    L->rng ^= L->rng << 13;
-    L->rng ^= L->rng >> 7;
-    L->rng ^= L->rng << 17;
-    u = (double)(L->rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
-    d *= 1.0 + o->backoff_jitter * u;
-    return d < 0 ? 0 : (int64_t)d;
-}
-
-static int dead_letter(loop *L, const rd_kafka_message_t *m, int attempts,
-                       const char *why)
-{
-    char part[16], off[24], att[16];
-    static const char *const names[5] = {
-        "ksafe.origin.topic", "ksafe.origin.partition", "ksafe.origin.offset",
-        "ksafe.error", "ksafe.attempts"};
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    const char *values[5] = {topic, part, off, why, att};
-    ksafe_header h[5];
-    ksafe_record r = KSAFE_RECORD_INIT;
-    ksafe_error e;
-    size_t i;
-
-    snprintf(part, sizeof(part), "%d", (int)m->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-    snprintf(att, sizeof(att), "%d", attempts);
-    for (i = 0; i < 5; i++) {
-        h[i].name = names[i];
-        h[i].value = values[i];
-        h[i].value_len = strlen(values[i]);
-    }
-    r.topic = L->o->dead_letter_topic;
-    r.key = m->key;
-    r.key_len = m->key_len;
-    r.value = m->payload;
-    r.value_len = m->len;
-    r.headers = h;
-    r.header_count = 5;
-    if (ksafe_producer_send_sync(L->o->dead_letter_producer, &r, -1, NULL,
-                                 &e)) {
-        L->rc = ksafe__error_set(
-            L->err, KSAFE_EHANDLER, e.rdkafka_code, e.flags,
-            "%s [%d] offset %lld failed (%s) and could not be dead-lettered "
-            "to %s: %s",
-            topic, (int)m->partition, (long long)m->offset, why,
-            L->o->dead_letter_topic, e.message);
-        return -1;
-    }
-    L->st->dead_lettered++;
-    return 0;
-}
-
-/* The record at the head of the failure: decide retry or policy. Returns 1
- * if the record is settled (may be marked), 0 if it waits for a retry, -1 if
- * the loop must stop. */
-static int settle_failure(loop *L, lpart *p, rd_kafka_message_t *m,
-                          ksafe_handler_result r, const ksafe_error *he)
-{
-    const ksafe_loop_options *o = L->o;
-    const char *why = he->message[0] ? he->message
-                      : r == KSAFE_HANDLER_RETRY ? "retries exhausted"
-                                                 : "handler failed";
-
-    p->attempts++;
-    if (r == KSAFE_HANDLER_RETRY && p->attempts < o->max_attempts) {
-        L->st->retries++;
-        p->retry_at = ksafe__now_ms() + backoff_ms(L, p->attempts);
-        set_paused(L, p, 1);
-        return 0;
-    }
-    L->st->failed++;
-    switch (o->on_failure) {
-    case KSAFE_FAILURE_SKIP:
-        ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "SKIP",
-                   "skipping %s [%d] offset %lld after %d attempt(s): %s",
-                   p->topic, (int)p->partition, (long long)m->offset,
-                   p->attempts, why);
-        L->st->skipped++;
-        return 1;
-    case KSAFE_FAILURE_DEAD_LETTER:
-        return dead_letter(L, m, p->attempts, why) ? -1 : 1;
-    case KSAFE_FAILURE_STOP:
-    default:
-        L->rc = ksafe__error_set(L->err, KSAFE_EHANDLER, 0, 0,
-                                 "%s [%d] offset %lld failed after %d "
-                                 "attempt(s): %s",
-                                 p->topic, (int)p->partition,
-                                 (long long)m->offset, p->attempts, why);
-        return -1;
-    }
-}
-
-/* Puts batch[from..blen) back at the front of their partitions' queues. */
-static int requeue(loop *L, size_t from)
-{
-    size_t j;
-
-    for (j = L->blen; j > from; j--) {
-        rd_kafka_message_t *m = L->batch[j - 1];
-        lpart *p = part_get(L, m);
-        if (!p || q_push_front(p, m)) {
-            L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
-                                     "out of memory");
-            for (; j > from; j--)
-                rd_kafka_message_destroy(L->batch[j - 1]);
-            return -1;
-        }
-        update_blocked(L, p);
-    }
-    L->blen = from;
-    return 0;
-}
-
-/* ---- deduplication ----------------------------------------------------- */
-
 /* Partitions assigned to us start where the store says their effects end. */
 static void on_assign(ksafe_consumer *c,
                       const rd_kafka_topic_partition_list_t *parts, void *arg)
@@ -520,91 +202,44 @@ static void on_assign(ksafe_consumer *c,
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static void copy_error(ksafe_error *to, const ksafe_error *from)
-{
-    snprintf(to->message, sizeof(to->message), "%s", from->message);
-    to->code = from->code;
-    to->rdkafka_code = from->rdkafka_code;
-}
+/* ---- handling ---------------------------------------------------------- */
 
-/*
- * One store transaction over the whole batch: claims, the handler on the
- * records not done yet, marks, offsets, commit. Returns 0 when every record
- * is settled (handled or a duplicate); otherwise the transaction is rolled
- * back, *fail is the record to blame and *r, *he say why.
- */
-static int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
-                       size_t *fail, size_t *handled)
+static int mark(loop *L, rd_kafka_message_t *m)
 {
-    const ksafe_loop_options *o = L->o;
-    ksafe_dedup_store *s = o->dedup_store;
-    size_t i, nfresh = 0, ok = 0;
     ksafe_error e;
 
-    *fail = 0;
-    *r = KSAFE_HANDLER_RETRY; /* store trouble is transient until proven */
-    if (ksafe_dedup_begin(s, &e)) {
-        copy_error(he, &e);
+    if (ksafe_consumer_done(L->c, (const ksafe_message *)m, &e)) {
+        L->rc = ksafe__error_set(L->err, e.code, 0, 0, "%s", e.message);
         return -1;
     }
-    for (i = 0; i < L->blen; i++) {
-        const ksafe_message *m = (const ksafe_message *)L->batch[i];
-        char *key = L->keys + i * KEY_MAX;
-        ksafe_dedup_status st;
-
-        if (ksafe_dedup_key_extract(o->dedup_key, m, key, KEY_MAX, &L->klen[i],
-                                    &e)) {
-            *r = KSAFE_HANDLER_FAIL; /* the record itself is bad */
-            *fail = i;
-            copy_error(he, &e);
-            goto rollback;
-        }
-        if (ksafe_dedup_claim(s, key, L->klen[i], &st, &e)) {
-            *fail = i;
-            copy_error(he, &e);
-            goto rollback;
-        }
-        L->dup[i] = st == KSAFE_DEDUP_DUPLICATE;
-        if (!L->dup[i])
-            L->fresh[nfresh++] = L->batch[i];
-    }
-    if (nfresh) {
-        if (o->handler)
-            *r = o->handler((const ksafe_message *)L->fresh[0], he,
-                            o->payload);
-        else
-            *r = o->batch_handler((const ksafe_message *const *)L->fresh,
-                                  nfresh, &ok, he, o->payload);
-        if (*r != KSAFE_HANDLER_OK) {
-            rd_kafka_message_t *bad = L->fresh[ok < nfresh ? ok : nfresh - 1];
-            for (*fail = 0; L->batch[*fail] != bad; (*fail)++)
-                ;
-            goto rollback;
-        }
-    }
-    *r = KSAFE_HANDLER_RETRY;
-    for (i = 0; i < L->blen; i++) {
-        const rd_kafka_message_t *m = L->batch[i];
-        if ((!L->dup[i] &&
-             ksafe_dedup_mark(s, L->keys + i * KEY_MAX, L->klen[i], &e)) ||
-            (o->dedup_offsets &&
-             ksafe_dedup_store_offset(s, L->group, rd_kafka_topic_name(m->rkt),
-                                      m->partition, m->offset + 1, &e))) {
-            *fail = i;
-            copy_error(he, &e);
-            goto rollback;
-        }
-    }
-    if (ksafe_dedup_commit(s, &e)) { /* rolled back by the store */
-        copy_error(he, &e);
-        return -1;
-    }
-    *handled = nfresh;
-    L->st->duplicates += L->blen - nfresh;
     return 0;
-rollback:
-    ksafe_dedup_rollback(s, NULL);
-    return -1;
+}
+
+/* At-most-once: a failed record is counted and logged, never retried (its
+ * position is committed already). */
+static void amo_failed(loop *L, const rd_kafka_message_t *m,
+                       const ksafe_error *he)
+{
+    L->st->failed++;
+    ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "FAILED",
+               "at-most-once: %s [%d] offset %lld failed and is not retried: "
+               "%s",
+               rd_kafka_topic_name(m->rkt), (int)m->partition,
+               (long long)m->offset,
+               he->message[0] ? he->message : "handler failed");
+}
+
+/* 1 if a record before batch[fi] belongs to the same partition. */
+static int earlier_in_partition(const loop *L, size_t fi)
+{
+    const rd_kafka_message_t *m = L->batch[fi];
+    size_t j;
+
+    for (j = 0; j < fi; j++)
+        if (L->batch[j]->rkt == m->rkt &&
+            L->batch[j]->partition == m->partition)
+            return 1;
+    return 0;
 }
 
 static void handle_batch(loop *L)
@@ -617,27 +252,58 @@ static void handle_batch(loop *L)
     memset(&he, 0, sizeof(he));
     if (o->dedup_store) {
         size_t handled = 0;
-        if (dedup_batch(L, &r, &he, &f, &handled) == 0) {
+        int d = dedup_batch(L, &r, &he, &f, &handled);
+        if (d == DEDUP_STOP)
+            return;
+        if (d == DEDUP_STORE) {
+            store_trouble(L, &he);
+            return;
+        }
+        if (d == 0) {
+            L->store_failing_since = 0;
+            L->store_failures = 0;
             k = L->blen;
-            for (i = 0; i < k; i++)
+            for (i = 0; i < k; i++) {
                 if (mark(L, L->batch[i]))
                     return;
+                forget_settled(L, L->batch[i]);
+            }
             L->st->processed += handled;
         }
     } else if (o->semantics == KSAFE_AT_MOST_ONCE) {
+        size_t ok = 0;
+        ksafe_error ce;
+
+        /* The broker holds the position past these records before the
+         * handler sees one: a crash after it cannot hand them again. */
         for (i = 0; i < L->blen; i++)
             if (mark(L, L->batch[i]))
                 return;
-        if (o->handler) {
-            for (i = 0; i < L->blen; i++)
-                o->handler((const ksafe_message *)L->batch[i], &he,
-                           o->payload);
-        } else {
-            size_t ok = 0;
-            o->batch_handler((const ksafe_message *const *)L->batch, L->blen,
-                             &ok, &he, o->payload);
+        if (ksafe_consumer_commit(L->c, KSAFE_COMMIT_SYNC, &ce)) {
+            commit_trouble(L, &ce);
+            return;
         }
-        L->st->processed += L->blen;
+        L->commit_failures = 0;
+        if (o->handler) {
+            for (i = 0; i < L->blen; i++) {
+                memset(&he, 0, sizeof(he));
+                if (o->handler((const ksafe_message *)L->batch[i], &he,
+                               o->payload) == KSAFE_HANDLER_OK)
+                    ok++;
+                else
+                    amo_failed(L, L->batch[i], &he);
+            }
+        } else if (o->batch_handler((const ksafe_message *const *)L->batch,
+                                    L->blen, &ok, &he, o->payload) ==
+                   KSAFE_HANDLER_OK) {
+            ok = L->blen;
+        } else {
+            if (ok > L->blen)
+                ok = L->blen;
+            for (i = ok; i < L->blen; i++)
+                amo_failed(L, L->batch[i], &he);
+        }
+        L->st->processed += ok;
         k = L->blen;
     } else if (o->handler) {
         for (k = 0; k < L->blen; k++) {
@@ -685,7 +351,17 @@ static void handle_batch(loop *L)
         memmove(L->batch, L->batch + k, (L->blen - k) * sizeof(*L->batch));
         L->blen -= k;
         fi -= k;
-        if (s == 1) {
+        if (s == 1 && earlier_in_partition(L, fi)) {
+            /* Its partition's earlier records of this dedup batch were
+             * rolled back: marking it now would commit past them. It is
+             * marked with the batch that gets them done. */
+            p->attempts = 0;
+            if (settle_later(L, p, m->offset)) {
+                L->rc = ksafe__error_set(L->err, KSAFE_ENOMEM, 0, 0,
+                                         "out of memory");
+                return;
+            }
+        } else if (s == 1) {
             p->attempts = 0;
             if (mark(L, m))
                 return;
@@ -769,8 +445,34 @@ static void release_paused(loop *L)
     }
 }
 
+/*
+ * Errors the group coordinator gives for the member's configuration or
+ * rights. librdkafka reports each as a consumer error from poll and joins
+ * again; the broker answers the same every time, so the loop would retry
+ * forever. What the user has to change comes with it.
+ */
+static const struct {
+    rd_kafka_resp_err_t code;
+    const char *fix;
+} refused[] = {
+    {RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT,
+     "set session_timeout_ms within the broker's group.min/max.session."
+     "timeout.ms (Kafka's default minimum is 6000)"},
+    {RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+     "grant this principal READ on the group (ACL) or change group_id"},
+    {RD_KAFKA_RESP_ERR_INVALID_GROUP_ID, "group_id is not a valid group id"},
+    {RD_KAFKA_RESP_ERR_INCONSISTENT_GROUP_PROTOCOL,
+     "assignment_strategy must match the group's other members"},
+    {RD_KAFKA_RESP_ERR_GROUP_MAX_SIZE_REACHED,
+     "the group has the broker's group.max.size members already"},
+    {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+     "grant this principal READ on the subscribed topics (ACL)"},
+};
+
 static void poll_error(loop *L, rd_kafka_message_t *m)
 {
+    size_t i;
+
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
         char reason[256];
         rd_kafka_resp_err_t code =
@@ -778,10 +480,22 @@ static void poll_error(loop *L, rd_kafka_message_t *m)
         L->rc = ksafe__error_set(L->err, KSAFE_EFATAL, code,
                                  KSAFE_ERROR_FATAL, "fatal consumer error: %s",
                                  reason);
-    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        if (m->err == refused[i].code) {
+            L->rc = ksafe__error_set(L->err, KSAFE_EKAFKA, m->err, 0,
+                                     "group %s: the broker refuses this "
+                                     "member (%s): %s",
+                                     L->group, rd_kafka_message_errstr(m),
+                                     refused[i].fix);
+            rd_kafka_message_destroy(m);
+            return;
+        }
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "CONSUME",
                    "consumer error: %s", rd_kafka_message_errstr(m));
-    }
     rd_kafka_message_destroy(m);
 }
 
@@ -847,7 +561,7 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     uint64_t commits_before;
     int rebalances_before;
     loop L;
-    size_t i;
+    size_t i, group_size;
     int rc;
 
     if (!c)
@@ -861,6 +575,15 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
     memset(&L, 0, sizeof(L));
+    if (opts->dedup_store &&
+        (rc = check_store(opts->dedup_store, &cerr))) {
+        if (rc != KSAFE_ESTORE)
+            return ksafe__error_set(err, rc, 0, 0, "%s", cerr.message);
+        /* store trouble: checked again before the first batch, with the
+         * loop's store retries */
+        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "DEDUP", "%s", cerr.message);
+        L.check_pending = 1;
+    }
     memset(&local, 0, sizeof(local));
     L.c = c;
     L.rk = c->cl.rk;
@@ -877,15 +600,15 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     if (!L.rng)
         L.rng = 1;
     L.batch = malloc(L.bmax * sizeof(*L.batch));
+    group_size = sizeof(L.group);
+    if (rd_kafka_conf_get(rd_kafka_conf(L.rk), "group.id", L.group,
+                          &group_size) != RD_KAFKA_CONF_OK)
+        L.group[0] = '\0';
     if (opts->dedup_store) {
-        size_t size = sizeof(L.group);
         L.keys = malloc(L.bmax * KEY_MAX);
         L.klen = malloc(L.bmax * sizeof(*L.klen));
         L.dup = malloc(L.bmax);
         L.fresh = malloc(L.bmax * sizeof(*L.fresh));
-        if (rd_kafka_conf_get(rd_kafka_conf(L.rk), "group.id", L.group,
-                              &size) != RD_KAFKA_CONF_OK)
-            L.group[0] = '\0';
     }
     if (!L.batch || (opts->dedup_store &&
                      (!L.keys || !L.klen || !L.dup || !L.fresh))) {

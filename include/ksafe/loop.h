@@ -7,6 +7,9 @@
  * partition is paused (other partitions keep flowing and poll keeps being
  * called, so the member stays in the group); when retries run out, the
  * failure policy decides: stop (default), skip, or dead-letter topic.
+ * Trouble that is not the record's (a failing dedup store, a refused
+ * at-most-once commit) is never charged to it: the batch waits and is
+ * tried again. A configuration the broker refuses for good ends the loop.
  */
 #ifndef KSAFE_LOOP_H
 #define KSAFE_LOOP_H
@@ -53,8 +56,15 @@ typedef enum ksafe_semantics {
     /** Mark after the handler succeeded: nothing lost, duplicates possible
      * after a crash (default). */
     KSAFE_AT_LEAST_ONCE = 0,
-    /** Mark before the handler runs and never retry: a crash or a failure
-     * loses the record; named so that nobody picks it by accident. */
+    /** Each batch's position is committed synchronously (acknowledged by
+     * the broker) before the handler sees its records, and nothing is
+     * retried: no record is handled twice, even across a crash, but a
+     * crash or a failure loses the record. A failed record counts in
+     * stats.failed (not processed) and is logged; on_failure does not
+     * apply. A commit the broker refuses holds the batch, unhandled, and is
+     * tried again with backoff (partitions paused, poll going on). One sync
+     * commit per batch: use batch_handler for throughput. Named so that
+     * nobody picks it by accident. */
     KSAFE_AT_MOST_ONCE
 } ksafe_semantics;
 
@@ -70,17 +80,21 @@ typedef struct ksafe_loop_stats {
     uint64_t polled;        /**< records received from the consumer */
     uint64_t processed;     /**< records whose handler returned OK */
     uint64_t retries;       /**< handler calls that asked for a retry */
-    uint64_t failed;        /**< records that exhausted retries or failed */
+    uint64_t failed;        /**< records that exhausted retries or failed
+                                 (at-most-once: whose handler failed) */
     uint64_t skipped;       /**< failed records skipped (SKIP policy) */
     uint64_t dead_lettered; /**< failed records published to the DLQ */
     uint64_t duplicates;    /**< records skipped as already processed (dedup) */
-    uint64_t commits;       /**< commit requests sent */
+    uint64_t commits;       /**< commit requests sent (at-most-once: one
+                                 sync commit per batch, plus the policy's) */
     uint64_t rebalances;    /**< rebalance events (assign, revoke, lost) */
     uint64_t pauses;        /**< partitions paused (retry or backpressure) */
     uint64_t resumes;       /**< partitions resumed */
     uint64_t revoked;       /**< partitions revoked from this member */
     uint64_t lost;          /**< partitions lost (no commit for them) */
-    uint64_t reserved[6];
+    uint64_t store_errors;  /**< dedup store failures retried (no record
+                                 was charged for them) */
+    uint64_t reserved[5];
 } ksafe_loop_stats;
 
 #define KSAFE_LOOP_OPTIONS_VERSION 1
@@ -123,7 +137,14 @@ typedef struct ksafe_loop_options {
      * `batch_handler` (then a batch is all or nothing: on a failure every
      * record of it is handed again, its effects rolled back with the
      * transaction). A record whose key cannot be extracted fails for good
-     * (the failure policy applies).
+     * (the failure policy applies). A record that the policy skips or
+     * dead-letters in a batch whose earlier records of its partition were
+     * rolled back is marked only once those are done again: nothing is
+     * committed past a record whose effects were rolled back.
+     * The loop opens and ends the store's transactions itself, so a SQL
+     * store in KSAFE_DEDUP_TXN_CALLER mode is refused (KSAFE_EINVAL): ksafe_run
+     * asks it at start whether a rolled-back claim stays (for such a store
+     * that check leaves one "ksafe-loop-probe-..." key in its marks table).
      */
     ksafe_dedup_store *dedup_store;   /**< borrowed; NULL: no dedup */
     const ksafe_dedup_key *dedup_key; /**< borrowed; required with a store */
@@ -132,12 +153,24 @@ typedef struct ksafe_loop_options {
      * sink sees each record's effects once even across crashes and
      * rebalances. */
     int dedup_offsets;
+    /**
+     * How long the dedup store may keep failing (begin, claim, mark,
+     * store_offset, commit, or the start check) before ksafe_run stops with
+     * KSAFE_ESTORE naming the store's error; default 60000, 0: stop at the
+     * first failure. Store trouble is never charged to a record: it does
+     * not count against max_attempts and never reaches on_failure. The
+     * batch is rolled back and its partitions wait paused with the loop's
+     * backoff (backoff_initial_ms .. backoff_max_ms) while poll keeps the
+     * member in the group; a success resets the clock.
+     */
+    int store_retry_max_ms;
 } ksafe_loop_options;
 
 #define KSAFE_LOOP_OPTIONS_INIT                                              \
     { KSAFE_LOOP_OPTIONS_VERSION, NULL, NULL, NULL, 100, 100,                \
       KSAFE_AT_LEAST_ONCE, 1000, 1000, 5, 100, 2.0, 10000, 0.2,              \
-      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL, NULL, NULL, 0 }
+      KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL, NULL, NULL, 0,        \
+      60000 }
 
 /** Sets `opts` to the defaults of `version`. */
 KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
@@ -145,9 +178,18 @@ KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
 
 /**
  * Runs the loop on a subscribed consumer until ksafe_consumer_stop() is
- * called (returns 0) or a record fails under KSAFE_FAILURE_STOP (returns
- * KSAFE_EHANDLER naming topic, partition and offset; nothing at or after that
- * record is committed) or the consumer hits a fatal error (KSAFE_EFATAL).
+ * called (returns 0) or:
+ * - a record fails under KSAFE_FAILURE_STOP: KSAFE_EHANDLER naming topic,
+ *   partition and offset; nothing at or after that record is committed;
+ * - the dedup store kept failing for store_retry_max_ms: KSAFE_ESTORE with
+ *   the store's error;
+ * - the broker refuses the member for a reason retrying cannot change
+ *   (invalid session timeout, group or topic authorization failed, invalid
+ *   group id, inconsistent group protocol, group full): KSAFE_EKAFKA with
+ *   rdkafka_code, the group and the setting to fix;
+ * - the consumer hits a fatal error: KSAFE_EFATAL.
+ * Refused at start: invalid options (KSAFE_EINVAL, KSAFE_EVERSION), a
+ * dedup store in caller-owned transaction mode (KSAFE_EINVAL).
  * In every case it commits what was marked and closes the consumer before
  * returning; free it afterwards.
  */
