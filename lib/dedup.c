@@ -459,6 +459,7 @@ struct ksafe_dedup_store {
     pending_offset *pend;
     size_t n_pend, cap_pend;
     ksafe_dedup_stats st;
+    int caller_txn;     /* a SQL store in KSAFE_DEDUP_TXN_CALLER mode */
 };
 
 int ksafe_dedup_store_new(ksafe_dedup_store **out,
@@ -501,6 +502,22 @@ int ksafe_dedup_store_new(ksafe_dedup_store **out,
     s->seed = ksafe__dedup_seed();
     *out = s;
     return 0;
+}
+
+int ksafe__dedup_store_new_sql(ksafe_dedup_store **out,
+                               const ksafe_dedup_store_ops *ops, void *self,
+                               ksafe_dedup_txn_mode mode, ksafe_error *err)
+{
+    int rc = ksafe_dedup_store_new(out, ops, self, err);
+
+    if (!rc)
+        (*out)->caller_txn = mode == KSAFE_DEDUP_TXN_CALLER;
+    return rc;
+}
+
+int ksafe__dedup_store_caller_txn(const ksafe_dedup_store *s)
+{
+    return s && s->caller_txn;
 }
 
 static int need_txn(const ksafe_dedup_store *s, const char *call,

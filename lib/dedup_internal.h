@@ -27,4 +27,13 @@ int ksafe__dedup_check_ident(const char *name, int dotted, const char *field,
  * bare table name (for index names). */
 const char *ksafe__dedup_bare_name(const char *name);
 
+/* Creates the wrapper of a SQL store and records whether its transactions
+ * are the application's (KSAFE_DEDUP_TXN_CALLER): the loop refuses those. */
+int ksafe__dedup_store_new_sql(ksafe_dedup_store **out,
+                               const ksafe_dedup_store_ops *ops, void *self,
+                               ksafe_dedup_txn_mode mode, ksafe_error *err);
+
+/* 1 if the store leaves BEGIN/COMMIT/ROLLBACK to the application. */
+int ksafe__dedup_store_caller_txn(const ksafe_dedup_store *s);
+
 #endif

@@ -487,5 +487,5 @@ int ksafe_dedup_pg_new(ksafe_dedup_store **out,
         pq_close(p);
         return rc;
     }
-    return ksafe_dedup_store_new(out, &pg_ops, p, err);
+    return ksafe__dedup_store_new_sql(out, &pg_ops, p, p->txn_mode, err);
 }

@@ -384,5 +384,5 @@ int ksafe_dedup_sqlite_new(ksafe_dedup_store **out,
         sq_close(q);
         return rc;
     }
-    return ksafe_dedup_store_new(out, &sqlite_ops, q, err);
+    return ksafe__dedup_store_new_sql(out, &sqlite_ops, q, q->txn_mode, err);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dedup_internal.h"
 #include "loop_internal.h"
 
 static const ksafe_loop_options loop_defaults = KSAFE_LOOP_OPTIONS_INIT;
@@ -106,6 +107,13 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "deduplication needs KSAFE_AT_LEAST_ONCE: "
                                 "at-most-once never sees a record twice");
+    if (ksafe__dedup_store_caller_txn(o->dedup_store))
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "dedup_store is in KSAFE_DEDUP_TXN_CALLER "
+                                "mode: ksafe_run opens no transaction of "
+                                "yours, so each claim would commit alone and "
+                                "a retried record would be skipped as a "
+                                "duplicate; use KSAFE_DEDUP_TXN_STORE");
     if (o->dedup_offsets && !o->dedup_store)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "dedup_offsets needs a dedup_store");
@@ -575,15 +583,6 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
     memset(&L, 0, sizeof(L));
-    if (opts->dedup_store &&
-        (rc = check_store(opts->dedup_store, &cerr))) {
-        if (rc != KSAFE_ESTORE)
-            return ksafe__error_set(err, rc, 0, 0, "%s", cerr.message);
-        /* store trouble: checked again before the first batch, with the
-         * loop's store retries */
-        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "DEDUP", "%s", cerr.message);
-        L.check_pending = 1;
-    }
     memset(&local, 0, sizeof(local));
     L.c = c;
     L.rk = c->cl.rk;

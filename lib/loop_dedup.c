@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "loop_internal.h"
 
@@ -34,18 +33,6 @@ int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
 
     *fail = 0;
     *r = KSAFE_HANDLER_RETRY;
-    if (L->check_pending) {
-        int rc = check_store(s, &e);
-        if (rc == KSAFE_ESTORE) {
-            copy_error(he, &e);
-            return DEDUP_STORE;
-        }
-        if (rc) {
-            L->rc = ksafe__error_set(L->err, rc, 0, 0, "%s", e.message);
-            return DEDUP_STOP;
-        }
-        L->check_pending = 0;
-    }
     if (ksafe_dedup_begin(s, &e)) {
         copy_error(he, &e);
         return DEDUP_STORE;
@@ -110,56 +97,4 @@ store_failed:
     copy_error(he, &e);
     ksafe_dedup_rollback(s, NULL);
     return DEDUP_STORE;
-}
-
-/*
- * A SQL store in KSAFE_DEDUP_TXN_CALLER mode leaves BEGIN/COMMIT/ROLLBACK to
- * the application, and inside ksafe_run nobody issues them: each claim
- * would commit on its own, a rollback would keep it, and a retried record
- * would come back as a duplicate and be skipped unprocessed. The store
- * handle does not say its mode, so ask it what matters: does a rolled-back
- * claim stay? Custom stores own their begin/commit and are not asked.
- */
-int check_store(ksafe_dedup_store *s, ksafe_error *err)
-{
-    const char *name = ksafe_dedup_store_name(s);
-    char key[64];
-    ksafe_dedup_status st = KSAFE_DEDUP_NEW;
-    ksafe_error e;
-    int rc;
-
-    if (strcmp(name, "sqlite") && strcmp(name, "postgresql"))
-        return 0;
-    /* unique, so it never meets a real key nor another member's probe */
-    snprintf(key, sizeof(key), "ksafe-loop-probe-%016llx-%ld",
-             (unsigned long long)((uint64_t)ksafe__now_ms() *
-                                      0x9E3779B97F4A7C15ull ^
-                                  (uint64_t)(uintptr_t)s),
-             (long)getpid());
-    if ((rc = ksafe_dedup_begin(s, &e)) ||
-        (rc = ksafe_dedup_claim(s, key, strlen(key), &st, &e)))
-        goto failed;
-    ksafe_dedup_rollback(s, NULL);
-    if ((rc = ksafe_dedup_begin(s, &e)) ||
-        (rc = ksafe_dedup_claim(s, key, strlen(key), &st, &e)))
-        goto failed;
-    if (st == KSAFE_DEDUP_NEW)
-        ksafe_dedup_release(s, key, strlen(key), NULL);
-    ksafe_dedup_rollback(s, NULL);
-    if (st == KSAFE_DEDUP_DUPLICATE)
-        return ksafe__error_set(
-            err, KSAFE_EINVAL, 0, 0,
-            "the %s dedup store keeps a claim after a rollback "
-            "(KSAFE_DEDUP_TXN_CALLER?): ksafe_run opens no transaction of "
-            "yours, so a retried record would be skipped as a duplicate; "
-            "use KSAFE_DEDUP_TXN_STORE (left key %s)",
-            name, key);
-    return 0;
-failed:
-    if (ksafe_dedup_in_transaction(s))
-        ksafe_dedup_rollback(s, NULL);
-    return ksafe__error_set(err, KSAFE_ESTORE, e.rdkafka_code, e.flags,
-                            "could not check the %s dedup store's "
-                            "transactions: %s",
-                            name, e.message);
 }

@@ -42,10 +42,9 @@ typedef struct loop {
     size_t paused;  /* partitions paused */
     size_t settled; /* settled offsets waiting, over all partitions */
     /* dedup store trouble: since when it has been failing (0: it is not),
-     * failures in a row, and a store check still to do (check_store) */
+     * failures in a row */
     int64_t store_failing_since;
     int store_failures;
-    int check_pending;
     int commit_failures; /* at-most-once commits refused in a row */
     rd_kafka_message_t **batch;
     size_t blen, bmax;
@@ -81,7 +80,6 @@ typedef struct loop {
 #define store_trouble ksafe__loop_store_trouble
 #define commit_trouble ksafe__loop_commit_trouble
 #define dedup_batch ksafe__loop_dedup_batch
-#define check_store ksafe__loop_check_store
 
 /* ---- loop_parts.c ---- */
 lpart *part_find(loop *L, const rd_kafka_message_t *m);
@@ -118,8 +116,5 @@ void commit_trouble(loop *L, const ksafe_error *e);
 enum { DEDUP_RECORD = -1, DEDUP_STORE = -2, DEDUP_STOP = -3 };
 int dedup_batch(loop *L, ksafe_handler_result *r, ksafe_error *he,
                 size_t *fail, size_t *handled);
-/* 0, or KSAFE_EINVAL for a store whose claims outlive a rollback (a SQL
- * store in KSAFE_DEDUP_TXN_CALLER mode), KSAFE_ESTORE if it cannot say. */
-int check_store(ksafe_dedup_store *s, ksafe_error *err);
 
 #endif

@@ -142,9 +142,7 @@ typedef struct ksafe_loop_options {
      * rolled back is marked only once those are done again: nothing is
      * committed past a record whose effects were rolled back.
      * The loop opens and ends the store's transactions itself, so a SQL
-     * store in KSAFE_DEDUP_TXN_CALLER mode is refused (KSAFE_EINVAL): ksafe_run
-     * asks it at start whether a rolled-back claim stays (for such a store
-     * that check leaves one "ksafe-loop-probe-..." key in its marks table).
+     * store in KSAFE_DEDUP_TXN_CALLER mode is refused (KSAFE_EINVAL).
      */
     ksafe_dedup_store *dedup_store;   /**< borrowed; NULL: no dedup */
     const ksafe_dedup_key *dedup_key; /**< borrowed; required with a store */
