@@ -225,7 +225,7 @@ enum { RECORDS = 0, BATCHES = 1 };
 /* Member `id` of `group` starts its loop on a thread. */
 static void member_start(lmember *m, ledger *lg, int id, const char *topic,
                          const char *group, ksafe_assignment_strategy strategy,
-                         int batches, int max_poll_ms)
+                         int batches, int short_max_poll)
 {
     ksafe_consumer_options co;
     ksafe_error err;
@@ -239,8 +239,9 @@ static void member_start(lmember *m, ledger *lg, int id, const char *topic,
     co.on_revoked = on_revoked;
     co.on_lost = on_lost;
     co.rebalance_payload = m;
-    if (max_poll_ms)
-        co.max_poll_interval_ms = max_poll_ms;
+    /* As short as librdkafka allows: the session timeout. */
+    if (short_max_poll)
+        co.max_poll_interval_ms = co.session_timeout_ms;
     ck_assert_ok(ksafe_consumer_new(&m->c, &co, &err), err);
     ck_assert_ok(ksafe_consumer_subscribe(m->c, &topic, 1, &err), err);
     ck_assert_ok(ksafe_loop_options_init(&m->lo, KSAFE_LOOP_OPTIONS_VERSION),
@@ -290,6 +291,9 @@ typedef struct scene {
     lmember m[2];
     int64_t committed[NPARTS];
     int checks;
+    /* > 0: no partition may be committed past this, whatever was handled
+     * (marks dropped with a lost assignment) */
+    int64_t bound;
 } scene;
 
 static int handled_ok(ledger *lg, int p, int o)
@@ -331,12 +335,40 @@ static void check_committed(scene *s)
                       "partition %d committed at %lld, but offset %d was never "
                       "handled",
                       p, (long long)s->committed[p], u[p]);
+    for (p = 0; s->bound > 0 && p < NPARTS; p++)
+        ck_assert_msg(s->committed[p] <= s->bound,
+                      "partition %d committed at %lld after its assignment "
+                      "was lost; its last commit before was %lld",
+                      p, (long long)s->committed[p], (long long)s->bound);
     s->checks++;
     ck_assert_msg(!atomic_load(&s->lg->bad), "%s", s->lg->bad_msg);
     for (p = 0; p < 2; p++)
         ck_assert_msg(!s->m[p].running || !atomic_load(&s->m[p].ended),
                       "member %d's loop ended on its own: %d %s", p,
                       s->m[p].rc, s->m[p].err.message);
+}
+
+/* What a timed-out wait saw, for the log. Ledger locked. */
+static void scene_dump(scene *s)
+{
+    int p, i, e;
+
+    for (p = 0; p < NPARTS; p++) {
+        fprintf(stderr, "  partition %d: committed %lld, first unhandled %d,"
+                " owners a=%d b=%d, calls at %d:", p,
+                (long long)s->committed[p], first_unprocessed(s->lg, p),
+                atomic_load(&s->m[0].owned[p]), atomic_load(&s->m[1].owned[p]),
+                HOLD_AT);
+        for (i = 0; i < 2; i++)
+            for (e = 0; e < 2; e++)
+                fprintf(stderr, " %c%d=%d", 'a' + i, e,
+                        s->lg->calls[i][e][p][HOLD_AT]);
+        fprintf(stderr, "\n");
+    }
+    for (i = 0; i < 2; i++)
+        fprintf(stderr, "  member %c: %d assigned, %d revoked, %d lost\n",
+                'a' + i, atomic_load(&s->m[i].assigns),
+                atomic_load(&s->m[i].revokes), atomic_load(&s->m[i].losts));
 }
 
 /* Polls cond (checking the commits on the way) until it holds or `secs`
@@ -350,6 +382,8 @@ static void check_committed(scene *s)
             check_committed(s);                                              \
             pthread_mutex_lock(&(s)->lg->mu);                                \
             ok_ = (cond);                                                    \
+            if (!ok_ && time(NULL) >= dl_)                                   \
+                scene_dump(s);                                               \
             pthread_mutex_unlock(&(s)->lg->mu);                              \
             if (ok_)                                                         \
                 break;                                                       \
@@ -635,13 +669,12 @@ static void lost_while_held(const char *prefix,
     int p, o;
 
     atomic_store(&a->hold, 1);
-    /* The preset test session timeout: max.poll.interval.ms may not be
-     * shorter. */
-    member_start(a, s->lg, 0, s->topic, s->group, strategy, RECORDS, 4000);
+    member_start(a, s->lg, 0, s->topic, s->group, strategy, RECORDS, 1);
     WAIT_FOR(s, owns_all(a) && held_everywhere(s, 0, 0), 90,
              "the member to hold every partition at its held record");
     WAIT_FOR(s, committed_all(s, HOLD_AT), 60,
              "the member to commit up to the held records");
+    s->bound = HOLD_AT;
     atomic_store(&a->lose_armed, 1);
     WAIT_FOR(s, atomic_load(&a->losts) > 0, 90,
              "the assignment to be lost (max.poll.interval.ms exceeded)");
@@ -664,6 +697,7 @@ static void lost_while_held(const char *prefix,
                           p, o);
     pthread_mutex_unlock(&s->lg->mu);
 
+    s->bound = 0;
     atomic_store(&a->hold, 0);
     WAIT_FOR(s, all_handled(s) && s->lg->ok[0][1][0][HOLD_AT] == 1, 120,
              "every record to be handled after the rejoin");
