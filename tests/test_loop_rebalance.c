@@ -15,7 +15,7 @@
 
 #define NPARTS 4
 #define PER_PART 20
-#define HOLD_AT 5 /* members told to hold retry every record from here */
+#define HOLD_AT 5 /* a held member retries every record from this offset */
 
 typedef struct lmember lmember;
 
