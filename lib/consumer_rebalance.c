@@ -137,6 +137,10 @@ void ksafe__consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
         ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE",
                    "rebalance failed: %s; dropping %d partition(s)",
                    rd_kafka_err2str(rerr), parts ? parts->cnt : 0);
+        if (parts && c->loop_on_revoke)
+            /* as a loss: the loop drops their queued records and pauses,
+             * and nothing of them is committed */
+            c->loop_on_revoke(c, parts, 1, c->loop_arg);
         if (parts)
             ksafe__consumer_forget(c, parts);
         if (cooperative && parts)
