@@ -190,6 +190,10 @@ int main(int argc, char **argv)
     lo.batch_size = 200;
     lo.batch_max_wait_ms = 20;
     lo.payload = &s;
+    /* a failed insert is the database's trouble (a restart): retry it for
+     * as long as a restart may take, never skip the record */
+    lo.max_attempts = 100;
+    lo.backoff_max_ms = 1000;
     lo.commit_every_records = 200;
     lo.commit_interval_ms = 500;
     lo.dedup_store = store;

@@ -264,6 +264,9 @@ static void wait_busy(dbctx *d, long from)
     ck_assert_msg(db_count(d).rows > from, "worker never started");
 }
 
+static void finish(dbctx *d, const pid_t *pid, int members, int events,
+                   const char *what);
+
 /*
  * `members` workers run at once; KILLS times one of them (in turn) is
  * SIGKILLed mid-work and started again, so partitions move between members
@@ -277,7 +280,6 @@ static void dedup_crash(dbctx *d, int members)
     int kill_no, m, status;
     ksafe_error err;
     db_counts n;
-    time_t deadline;
 
     ck_assert_msg(worker && *worker, "KSAFE_DEDUP_WORKER is not set");
     ksafe_test_unique_name(topic, sizeof(topic), "dcrash");
@@ -301,7 +303,18 @@ static void dedup_crash(dbctx *d, int members)
         pid[victim] = spawn_dedup(worker, topic, group, d);
         wait_busy(d, n.rows);
     }
-    deadline = time(NULL) + 180;
+    finish(d, pid, members, KILLS, "kills");
+}
+
+/* Lets the members finish the topic, stops them, and checks that every
+ * record's effect is in the table exactly once. */
+static void finish(dbctx *d, const pid_t *pid, int members, int events,
+                   const char *what)
+{
+    time_t deadline = time(NULL) + 180;
+    db_counts n;
+    int m, status;
+
     while (db_count(d).distinct < RECORDS && time(NULL) < deadline)
         sleep_ms(200);
     for (m = 0; m < members; m++) {
@@ -311,8 +324,8 @@ static void dedup_crash(dbctx *d, int members)
                       "member %d did not stop cleanly (status %d)", m, status);
     }
     n = db_count(d);
-    printf("%s: %d kills, %d members: rows %ld, distinct %ld of %d\n",
-           d->store, KILLS, members, n.rows, n.distinct, RECORDS);
+    printf("%s: %d %s, %d members: rows %ld, distinct %ld of %d\n", d->store,
+           events, what, members, n.rows, n.distinct, RECORDS);
     ck_assert_int_eq(n.distinct, RECORDS); /* 0 lost */
     ck_assert_int_eq(n.rows, RECORDS);     /* 0 duplicate effects */
 }
@@ -364,6 +377,56 @@ START_TEST(sigkilled_pg_group_applies_each_effect_once)
     PQfinish(d.pg);
 }
 END_TEST
+
+/*
+ * The database goes away under a running group: KILLS times the server is
+ * restarted mid-work (every connection cut). The store reconnects, the loop
+ * retries its store errors without charging them to a record, and every
+ * effect is still applied exactly once.
+ */
+START_TEST(pg_restarts_mid_run_lose_and_duplicate_nothing)
+{
+    const char *worker = getenv("KSAFE_DEDUP_WORKER");
+    const char *conninfo = getenv("KSAFE_TEST_PG");
+    char store[600], topic[64], group[64];
+    pid_t pid[2];
+    int restart, m;
+    ksafe_error err;
+    db_counts n;
+    dbctx d;
+
+    ck_assert_msg(worker && *worker, "KSAFE_DEDUP_WORKER is not set");
+    ck_assert_msg(conninfo && *conninfo, "KSAFE_TEST_PG is not set");
+    memset(&d, 0, sizeof(d));
+    snprintf(store, sizeof(store), "pg:%s", conninfo);
+    d.store = store;
+    unique_prefix(d.prefix, sizeof(d.prefix));
+    d.pg = PQconnectdb(conninfo);
+    ck_assert_int_eq(PQstatus(d.pg), CONNECTION_OK);
+    ksafe_test_unique_name(topic, sizeof(topic), "pgrestart");
+    ksafe_test_unique_name(group, sizeof(group), "pgrestart-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTITIONS, &err),
+                 err);
+    test_produce(tc, topic, 0, RECORDS);
+    for (m = 0; m < 2; m++) {
+        pid[m] = spawn_dedup(worker, topic, group, &d);
+        wait_busy(&d, db_count(&d).rows);
+    }
+    for (restart = 0; restart < KILLS / 2; restart++) {
+        sleep_ms(100 + rand() % 400);
+        test_pg_restart();
+        PQreset(d.pg);
+        ck_assert_int_eq(PQstatus(d.pg), CONNECTION_OK);
+        n = db_count(&d);
+        printf("%s restart %d: rows %ld, distinct %ld\n", d.store, restart,
+               n.rows, n.distinct);
+        ck_assert_int_lt(n.distinct, RECORDS); /* restarted mid-work */
+        wait_busy(&d, n.rows);                  /* and the members go on */
+    }
+    finish(&d, pid, 2, restart, "server restarts");
+    PQfinish(d.pg);
+}
+END_TEST
 #endif
 
 /* test-crash runs everything but PostgreSQL; `test-crash --pg` (meson test
@@ -384,8 +447,10 @@ static Suite *crash_suite(int pg)
 #endif
     }
 #ifdef TEST_HAVE_PG
-    if (pg)
+    if (pg) {
         tcase_add_test(t, sigkilled_pg_group_applies_each_effect_once);
+        tcase_add_test(t, pg_restarts_mid_run_lose_and_duplicate_nothing);
+    }
 #endif
     suite_add_tcase(s, t);
     return s;
@@ -412,6 +477,14 @@ int main(int argc, char **argv)
         printf("SKIP: KSAFE_TEST_PG is not set (eval \"$(.ci/postgres.sh "
                "start)\" starts a server)\n");
         return 77;
+    }
+    if (pg) { /* the kill and restart times of the PostgreSQL part */
+        const char *seed_env = getenv("KSAFE_CRASH_SEED");
+        unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10)
+                                 : (unsigned)time(NULL) ^ (unsigned)getpid();
+        printf("crash-pg seed %u (KSAFE_CRASH_SEED=%u replays it)\n", seed,
+               seed);
+        srand(seed);
     }
     sr = srunner_create(crash_suite(pg));
     srunner_run_all(sr, CK_NORMAL);

@@ -1318,21 +1318,6 @@ START_TEST(pg_reconnects_after_a_lost_connection)
 }
 END_TEST
 
-/* Runs .ci/postgres.sh restart: the server stops (cutting every
- * connection) and starts again on the same port. */
-static void pg_restart_server(void)
-{
-    const char *script = getenv("KSAFE_PG_SCRIPT");
-    char cmd[700];
-
-    ck_assert_msg(script && *script, "KSAFE_PG_SCRIPT is not set");
-    snprintf(cmd, sizeof(cmd), "bash '%s' restart >/dev/null 2>&1", script);
-    ck_assert_msg(system(cmd) == 0,
-                  "%s restart failed: is KSAFE_PG_DIR the directory of the "
-                  "server KSAFE_TEST_PG names?",
-                  script);
-}
-
 /*
  * The server restarts mid-batch under a store with its own connection:
  * the batch fails, what was committed before is still there, the next
@@ -1348,7 +1333,7 @@ START_TEST(pg_reconnects_after_a_server_restart)
     begin(s);
     ck_assert_int_eq(claim(s, "y"), KSAFE_DEDUP_NEW);
     mark(s, "y");
-    pg_restart_server();
+    test_pg_restart();
     assert_lost(ksafe_dedup_commit(s, &err), &err, "commit");
     ck_assert_ok(ksafe_dedup_begin(s, &err), err);
     ck_assert_int_eq(claim(s, "y"), KSAFE_DEDUP_NEW);
@@ -1358,7 +1343,7 @@ START_TEST(pg_reconnects_after_a_server_restart)
     ck_assert_int_eq(peek(s, "y"), KSAFE_DEDUP_DUPLICATE);
 
     /* a restart between batches */
-    pg_restart_server();
+    test_pg_restart();
     process(s, "z");
     ksafe_dedup_store_free(s);
 }

@@ -111,3 +111,18 @@ ksafe_consumer *test_subscribed(ksafe_test_cluster *tc, const char *topic,
     ck_assert_ok(ksafe_consumer_subscribe(c, &topic, 1, &err), err);
     return c;
 }
+
+/* Runs .ci/postgres.sh restart: the server stops (cutting every
+ * connection) and starts again on the same port. */
+void test_pg_restart(void)
+{
+    const char *script = getenv("KSAFE_PG_SCRIPT");
+    char cmd[700];
+
+    ck_assert_msg(script && *script, "KSAFE_PG_SCRIPT is not set");
+    snprintf(cmd, sizeof(cmd), "bash '%s' restart >/dev/null 2>&1", script);
+    ck_assert_msg(system(cmd) == 0,
+                  "%s restart failed: is KSAFE_PG_DIR the directory of the "
+                  "server KSAFE_TEST_PG names?",
+                  script);
+}

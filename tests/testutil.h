@@ -65,4 +65,8 @@ void test_committed(ksafe_test_cluster *tc, const char *topic,
 ksafe_consumer *test_subscribed(ksafe_test_cluster *tc, const char *topic,
                                 const char *group);
 
+/* Restarts the PostgreSQL server of .ci/postgres.sh ($KSAFE_PG_SCRIPT):
+ * every connection is cut, the server comes back on the same port. */
+void test_pg_restart(void);
+
 #endif
