@@ -301,11 +301,7 @@ START_TEST(refused_commits_lose_nothing)
     int64_t committed[2];
     time_t deadline;
 
-    if (!mc) {
-        fprintf(stderr, "refused_commits: needs the embedded cluster's fault "
-                        "injection; skipped\n");
-        return;
-    }
+    ck_assert_msg(mc != NULL, "needs the embedded cluster's fault injection");
     ksafe_test_unique_name(topic, sizeof(topic), "refuse");
     ksafe_test_unique_name(group, sizeof(group), "refuse-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
@@ -408,12 +404,8 @@ START_TEST(static_member_returns_without_rebalance)
     int p, owned_before[PARTS];
     time_t until;
 
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        fprintf(stderr, "static membership: the embedded cluster ignores "
-                        "group.instance.id; set " KSAFE_TEST_BOOTSTRAP_ENV
-                        " to run this test\n");
-        return;
-    }
+    /* tagged TEST_REAL_ONLY: the embedded cluster ignores group.instance.id */
+    ck_assert(!ksafe_test_cluster_is_embedded(tc));
     ksafe_test_unique_name(topic, sizeof(topic), "static");
     ksafe_test_unique_name(group, sizeof(group), "static-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err),
@@ -544,14 +536,17 @@ static Suite *consumer_suite(void)
         const char *name;
         const TTest *test;
         int loops;
+        const char *tags; /* TEST_EMBEDDED_ONLY / TEST_REAL_ONLY, or NULL */
     } cases[] = {
-        {"ownership", every_partition_has_one_owner_through_rebalances, 2},
-        {"revoke_commit", revoke_commits_marked_offsets, 2},
-        {"lost", lost_partitions_are_never_committed, 1},
-        {"refused_commits", refused_commits_lose_nothing, 1},
-        {"commit_policy", commit_policy_commits_by_count, 1},
-        {"static_membership", static_member_returns_without_rebalance, 1},
-        {"done_epoch", done_refuses_records_of_an_earlier_assignment, 1},
+        {"ownership", every_partition_has_one_owner_through_rebalances, 2, NULL},
+        {"revoke_commit", revoke_commits_marked_offsets, 2, NULL},
+        {"lost", lost_partitions_are_never_committed, 1, NULL},
+        {"refused_commits", refused_commits_lose_nothing, 1,
+         TEST_EMBEDDED_ONLY},
+        {"commit_policy", commit_policy_commits_by_count, 1, NULL},
+        {"static_membership", static_member_returns_without_rebalance, 1,
+         TEST_REAL_ONLY},
+        {"done_epoch", done_refuses_records_of_an_earlier_assignment, 1, NULL},
     };
     size_t i;
 
@@ -560,6 +555,8 @@ static Suite *consumer_suite(void)
         tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
         tcase_set_timeout(t, 180);
         tcase_add_loop_test(t, cases[i].test, 0, cases[i].loops);
+        if (cases[i].tags)
+            tcase_set_tags(t, cases[i].tags);
         suite_add_tcase(s, t);
     }
     return s;

@@ -131,10 +131,7 @@ START_TEST(close_when_the_group_never_forms)
     size_t i;
     int rc;
 
-    if (!mc) {
-        fprintf(stderr, "needs the embedded cluster's fault injection\n");
-        exit(77);
-    }
+    ck_assert_msg(mc != NULL, "needs the embedded cluster's fault injection");
     for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
         errs[i] = RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
     ksafe_test_unique_name(topic, sizeof(topic), "noform");
@@ -199,11 +196,13 @@ static Suite *consumer_close_suite(void)
     /* One cluster per case; the one that aborts on old librdkafka last. */
     t = tcase_create("never_formed_join");
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_tags(t, TEST_EMBEDDED_ONLY);
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, close_when_the_group_never_forms, 0, 1);
     suite_add_tcase(s, t);
     t = tcase_create("never_formed_sync");
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_tags(t, TEST_EMBEDDED_ONLY);
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, close_when_the_group_never_forms, 1, 2);
     suite_add_tcase(s, t);

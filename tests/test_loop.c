@@ -1510,6 +1510,7 @@ static Suite *loop_suite(void)
     /* Its own cluster: the errors they queue must not reach other tests. */
     t = tcase_create("injected-errors");
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_tags(t, TEST_EMBEDDED_ONLY);
     tcase_set_timeout(t, 120);
     tcase_add_test(t, refused_group_configuration_ends_the_loop);
     tcase_add_test(t, at_most_once_handles_a_record_only_after_its_commit);

@@ -12,15 +12,13 @@
 
 #include "testutil.h"
 
-/* Returns the embedded cluster, or NULL after saying why the test skips. */
-static ksafe_mock_cluster *mock_or_skip(const char *why)
+/* The embedded cluster, for the cases tagged TEST_EMBEDDED_ONLY (they run
+ * only where it exists; see test_run()). */
+static ksafe_mock_cluster *fault_cluster(const char *why)
 {
     ksafe_mock_cluster *mc = ksafe_test_cluster_mock(tc);
 
-    if (!mc)
-        printf("SKIP on a real cluster: %s needs the embedded cluster's "
-               "fault injection\n",
-               why);
+    ck_assert_msg(mc != NULL, "%s needs the embedded cluster", why);
     return mc;
 }
 
@@ -395,7 +393,7 @@ START_TEST(retriable_faults_lose_and_duplicate_nothing)
         RD_KAFKA_RESP_ERR__TRANSPORT,
         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     };
-    ksafe_mock_cluster *mc = mock_or_skip("injecting produce errors");
+    ksafe_mock_cluster *mc = fault_cluster("injecting produce errors");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
@@ -404,8 +402,6 @@ START_TEST(retriable_faults_lose_and_duplicate_nothing)
     static consumed c;
     int i;
 
-    if (!mc)
-        return;
     memset(&r, 0, sizeof(r));
     new_topic(topic, sizeof(topic), "faults", 4);
     producer_options(&o, &r);
@@ -448,7 +444,7 @@ END_TEST
 
 START_TEST(timed_out_records_are_reported_failed)
 {
-    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_mock_cluster *mc = fault_cluster("taking the broker down");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
@@ -459,8 +455,6 @@ START_TEST(timed_out_records_are_reported_failed)
     static consumed c;
     int i;
 
-    if (!mc)
-        return;
     memset(&r, 0, sizeof(r));
     new_topic(topic, sizeof(topic), "timeout", 2);
     producer_options(&o, &r);
@@ -493,7 +487,7 @@ END_TEST
 
 START_TEST(close_counts_what_it_could_not_deliver)
 {
-    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_mock_cluster *mc = fault_cluster("taking the broker down");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
@@ -501,8 +495,6 @@ START_TEST(close_counts_what_it_could_not_deliver)
     static reports r;
     int i;
 
-    if (!mc)
-        return;
     new_topic(topic, sizeof(topic), "close", 2);
 
     /* Deadline before the delivery timeout: the rest is purged, reported. */
@@ -596,7 +588,7 @@ static int failure_lines(failure_log *fl)
 
 START_TEST(failures_without_a_callback_are_logged_and_returned)
 {
-    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_mock_cluster *mc = fault_cluster("taking the broker down");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
@@ -605,8 +597,6 @@ START_TEST(failures_without_a_callback_are_logged_and_returned)
     ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
     int64_t deadline;
 
-    if (!mc)
-        return;
     new_topic(topic, sizeof(topic), "no-cb", 2);
     fl.topic = topic;
     ksafe_test_cluster_producer_options(tc, &o);
@@ -960,7 +950,7 @@ static void assert_accounted(ksafe_producer *p, uint64_t sent)
  */
 START_TEST(recover_during_an_outage_accounts_for_every_record)
 {
-    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_mock_cluster *mc = fault_cluster("taking the broker down");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
@@ -971,8 +961,6 @@ START_TEST(recover_during_an_outage_accounts_for_every_record)
     size_t rescued = 0;
     int i;
 
-    if (!mc)
-        return;
     memset(&r, 0, sizeof(r));
     new_topic(topic, sizeof(topic), "fatal-down", 2);
     producer_options(&o, &r);
@@ -1184,15 +1172,13 @@ START_TEST(abortable_error_aborts_for_the_caller)
 {
     static const rd_kafka_resp_err_t too_large[] = {
         RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE};
-    ksafe_mock_cluster *mc = mock_or_skip("failing a record in a txn");
+    ksafe_mock_cluster *mc = fault_cluster("failing a record in a txn");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
     char topic[64], txn_id[64];
     static reports r;
 
-    if (!mc)
-        return;
     memset(&r, 0, sizeof(r));
     new_topic(topic, sizeof(topic), "txn-abortable", 1);
     txn_options(&o, &r, txn_id, sizeof(txn_id));
@@ -1253,15 +1239,13 @@ END_TEST
 
 START_TEST(close_reports_an_abort_that_failed)
 {
-    ksafe_mock_cluster *mc = mock_or_skip("taking the coordinator down");
+    ksafe_mock_cluster *mc = fault_cluster("taking the coordinator down");
     ksafe_producer_options o;
     ksafe_producer *p;
     ksafe_error err;
     char topic[64], txn_id[64];
     static reports r;
 
-    if (!mc)
-        return;
     memset(&r, 0, sizeof(r));
     new_topic(topic, sizeof(topic), "txn-close-down", 1);
     txn_options(&o, &r, txn_id, sizeof(txn_id));
@@ -1373,29 +1357,36 @@ static Suite *producer_suite(void)
     struct {
         const char *name;
         const TTest *test;
+        const char *tags; /* TEST_EMBEDDED_ONLY: fault injection */
     } cases[] = {
-        {"bad records", bad_records_are_refused_naming_the_field},
-        {"placement", keys_are_placed_as_documented},
-        {"retriable faults", retriable_faults_lose_and_duplicate_nothing},
-        {"delivery timeout", timed_out_records_are_reported_failed},
-        {"close", close_counts_what_it_could_not_deliver},
-        {"queue full", queue_full_returns_or_blocks_as_chosen},
-        {"sync", sync_send_returns_the_real_offset},
-        {"fatal resend", fatal_error_then_resend_delivers_each_record_once},
-        {"fatal hand back", fatal_error_then_hand_back_returns_each_record},
-        {"fatal close", close_after_fatal_error_reports_held_records},
-        {"no callback", failures_without_a_callback_are_logged_and_returned},
-        {"fatal outage", recover_during_an_outage_accounts_for_every_record},
-        {"txn close acked", close_reports_an_acknowledged_open_transaction},
-        {"txn close abort fails", close_reports_an_abort_that_failed},
+        {"bad records", bad_records_are_refused_naming_the_field, NULL},
+        {"placement", keys_are_placed_as_documented, NULL},
+        {"retriable faults", retriable_faults_lose_and_duplicate_nothing,
+         TEST_EMBEDDED_ONLY},
+        {"delivery timeout", timed_out_records_are_reported_failed,
+         TEST_EMBEDDED_ONLY},
+        {"close", close_counts_what_it_could_not_deliver, TEST_EMBEDDED_ONLY},
+        {"queue full", queue_full_returns_or_blocks_as_chosen, NULL},
+        {"sync", sync_send_returns_the_real_offset, NULL},
+        {"fatal resend", fatal_error_then_resend_delivers_each_record_once, NULL},
+        {"fatal hand back", fatal_error_then_hand_back_returns_each_record, NULL},
+        {"fatal close", close_after_fatal_error_reports_held_records, NULL},
+        {"no callback", failures_without_a_callback_are_logged_and_returned,
+         TEST_EMBEDDED_ONLY},
+        {"fatal outage", recover_during_an_outage_accounts_for_every_record,
+         TEST_EMBEDDED_ONLY},
+        {"txn close acked", close_reports_an_acknowledged_open_transaction, NULL},
+        {"txn close abort fails", close_reports_an_abort_that_failed,
+         TEST_EMBEDDED_ONLY},
         {"txn safety",
-         transactions_keep_idempotence_even_when_unsafe_is_allowed},
-        {"txn commit", committed_transaction_delivers_its_records},
-        {"txn abort", aborted_transaction_is_quiet_and_accounted},
-        {"txn close", close_aborts_an_open_transaction},
-        {"txn abortable", abortable_error_aborts_for_the_caller},
-        {"txn fatal", fatal_error_in_transaction_hands_records_back},
-        {"txn offsets", offsets_join_the_transaction},
+         transactions_keep_idempotence_even_when_unsafe_is_allowed, NULL},
+        {"txn commit", committed_transaction_delivers_its_records, NULL},
+        {"txn abort", aborted_transaction_is_quiet_and_accounted, NULL},
+        {"txn close", close_aborts_an_open_transaction, NULL},
+        {"txn abortable", abortable_error_aborts_for_the_caller,
+         TEST_EMBEDDED_ONLY},
+        {"txn fatal", fatal_error_in_transaction_hands_records_back, NULL},
+        {"txn offsets", offsets_join_the_transaction, NULL},
     };
     size_t i;
 
@@ -1403,26 +1394,24 @@ static Suite *producer_suite(void)
         TCase *t = tcase_create(cases[i].name);
         tcase_set_timeout(t, 120);
         tcase_add_test(t, cases[i].test);
+        if (cases[i].tags)
+            tcase_set_tags(t, cases[i].tags);
         suite_add_tcase(s, t);
     }
     return s;
 }
 
 /* One cluster for the whole file (created before, freed after all cases). */
-int main(void)
+int main(int argc, char **argv)
 {
-    SRunner *sr;
     ksafe_error err;
-    int failed;
+    int rc;
 
     if (ksafe_test_cluster_new(&tc, &err)) {
         fprintf(stderr, "cluster: %s\n", err.message);
         return EXIT_FAILURE;
     }
-    sr = srunner_create(producer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    rc = test_run(producer_suite(), argc, argv);
     ksafe_test_cluster_free(tc);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -5,6 +5,42 @@
 
 ksafe_test_cluster *tc;
 
+int test_run(Suite *s, int argc, char **argv)
+{
+    const char *bootstrap = getenv(KSAFE_TEST_BOOTSTRAP_ENV);
+    int embedded = !bootstrap || !*bootstrap;
+    const char *only = NULL;
+    int wants_embedded = 0;
+    SRunner *sr;
+    int failed;
+
+    if (argc == 2 && strcmp(argv[1], "--embedded-only") == 0) {
+        only = TEST_EMBEDDED_ONLY;
+        wants_embedded = 1;
+    } else if (argc == 2 && strcmp(argv[1], "--real-only") == 0) {
+        only = TEST_REAL_ONLY;
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: %s [--embedded-only | --real-only]\n",
+                argv[0]);
+        srunner_free(srunner_create(s)); /* frees the suite */
+        return EXIT_FAILURE;
+    }
+    if (only && wants_embedded != embedded) {
+        printf("SKIP: these cases need %s\n",
+               embedded ? "a real cluster (set " KSAFE_TEST_BOOTSTRAP_ENV ")"
+                        : "the embedded cluster's fault injection");
+        srunner_free(srunner_create(s)); /* frees the suite */
+        return 77;
+    }
+    sr = srunner_create(s);
+    srunner_run_tagged(sr, NULL, NULL, only,
+                       only ? NULL : TEST_EMBEDDED_ONLY " " TEST_REAL_ONLY,
+                       CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 void test_cluster_up(void)
 {
     ksafe_error err;
