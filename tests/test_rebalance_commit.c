@@ -9,7 +9,19 @@
  * JoinGroup. A member that keeps committing while others join and leave
  * then loses its partitions: its marks since the last accepted commit are
  * dropped and handled again. ksafe must not send those commits.
+ *
+ * Two views: members driven from this thread while others join and leave,
+ * and the demo's situation - three worker processes running ksafe_run(),
+ * one SIGKILLed - where the survivors take over its partitions while busy.
  */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "consumer_kit.h"
 
 #define PARTS 4
@@ -157,6 +169,168 @@ START_TEST(busy_member_keeps_partitions_through_rebalances)
 }
 END_TEST
 
+/* ---- a member of three SIGKILLed ------------------------------------- */
+
+#define KILL_RECORDS 20000
+#define KILL_PARTS 8
+#define KILL_EVERY 200
+#define KILL_HANDLER_US 1000 /* survivors are still busy when they take over */
+#define WORKERS 3
+
+static pid_t spawn_worker(const char *worker, const char *topic,
+                          const char *group, const char *out,
+                          const char *stats, int session_ms)
+{
+    char every[16], us[16], session[16];
+    pid_t pid;
+
+    snprintf(every, sizeof(every), "%d", KILL_EVERY);
+    snprintf(us, sizeof(us), "%d", KILL_HANDLER_US);
+    snprintf(session, sizeof(session), "%d", session_ms);
+    pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
+        execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
+              topic, group, out, stats, session, us, every, (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+/* counts[i] = times "value-<i>" was handled by any worker; returns lines. */
+static long read_effects(char (*out)[600], int *counts)
+{
+    long lines = 0;
+    int w;
+
+    memset(counts, 0, sizeof(int) * KILL_RECORDS);
+    for (w = 0; w < WORKERS; w++) {
+        char line[64];
+        FILE *f = fopen(out[w], "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof(line), f)) {
+            int i;
+            if (sscanf(line, "value-%d", &i) == 1 && i >= 0 &&
+                i < KILL_RECORDS) {
+                counts[i]++;
+                lines++;
+            }
+        }
+        fclose(f);
+    }
+    return lines;
+}
+
+static int unique_of(const int *counts)
+{
+    int i, u = 0;
+    for (i = 0; i < KILL_RECORDS; i++)
+        u += counts[i] > 0;
+    return u;
+}
+
+/*
+ * Three workers (samples/demo --worker: ksafe_run, async commits every 200
+ * records or 0.5 s) share 8 partitions; one is SIGKILLed mid-work. The
+ * survivors never lose partitions, and what was handled twice - plus what
+ * lies past the committed offsets after they stopped - stays within two
+ * commit intervals: 2 x 200 + 1.
+ */
+START_TEST(sigkill_redelivery_stays_within_policy)
+{
+    static int counts[KILL_RECORDS];
+    static char out[WORKERS][600], stats[WORKERS][600];
+    const char *worker = getenv("KSAFE_DEMO_WORKER");
+    int session_ms = ksafe_test_cluster_is_embedded(tc) ? 4000 : 6000;
+    char topic[64], group[64], dir[] = "/tmp/ksafe-rbk-XXXXXX";
+    ksafe_loop_stats *st[WORKERS];
+    pid_t pid[WORKERS];
+    int64_t committed[KILL_PARTS], sum = 0;
+    long lines, again;
+    int w, p, status, victim = 1, u = 0;
+    uint64_t start;
+    time_t deadline;
+    ksafe_error err;
+
+    ck_assert_msg(worker && *worker, "KSAFE_DEMO_WORKER is not set");
+    ksafe_test_unique_name(topic, sizeof(topic), "rbk");
+    ksafe_test_unique_name(group, sizeof(group), "rbk-g");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, KILL_PARTS, &err),
+                 err);
+    test_produce(tc, topic, 0, KILL_RECORDS);
+    for (w = 0; w < WORKERS; w++) {
+        int fd;
+        snprintf(out[w], sizeof(out[w]), "%s/worker-%d.out", dir, w);
+        snprintf(stats[w], sizeof(stats[w]), "%s/worker-%d.stats", dir, w);
+        fd = open(stats[w], O_RDWR | O_CREAT, 0644);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, sizeof(ksafe_loop_stats)), 0);
+        st[w] = mmap(NULL, sizeof(ksafe_loop_stats), PROT_READ, MAP_SHARED,
+                     fd, 0);
+        ck_assert(st[w] != MAP_FAILED);
+        close(fd);
+        pid[w] = spawn_worker(worker, topic, group, out[w], stats[w],
+                              session_ms);
+    }
+
+    /* Kill once the group of three is working (every worker has records)
+     * and the victim is well into its share: a kill during the group's
+     * first rounds would only show the commits refused there. */
+    deadline = time(NULL) + 120;
+    while (time(NULL) < deadline &&
+           (st[0]->processed < 300 || st[1]->processed < 300 ||
+            st[2]->processed < 300))
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    start = st[victim]->processed;
+    while (time(NULL) < deadline && st[victim]->processed < start + 1000)
+        nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    ck_assert_uint_ge(st[victim]->processed, start + 1000);
+    kill(pid[victim], SIGKILL);
+    ck_assert_int_eq(waitpid(pid[victim], &status, 0), pid[victim]);
+    pid[victim] = 0;
+
+    while (time(NULL) < deadline &&
+           (read_effects(out, counts), u = unique_of(counts)) < KILL_RECORDS)
+        nanosleep(&(struct timespec){0, 200000000L}, NULL);
+    ck_assert_int_eq(u, KILL_RECORDS); /* 0 lost */
+    /* Graceful stops, one at a time with the group settled in between. */
+    for (w = 0; w < WORKERS; w++) {
+        if (!pid[w])
+            continue;
+        kill(pid[w], SIGTERM);
+        ck_assert_int_eq(waitpid(pid[w], &status, 0), pid[w]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "worker %d did not stop cleanly", w);
+        if (w + 1 < WORKERS)
+            nanosleep(&(struct timespec){session_ms / 1000, 0}, NULL);
+    }
+    for (w = 0; w < WORKERS; w++)
+        if (w != victim)
+            ck_assert_msg(st[w]->lost == 0,
+                          "surviving worker %d lost %llu partition(s)", w,
+                          (unsigned long long)st[w]->lost);
+    lines = read_effects(out, counts);
+    test_committed(tc, topic, group, KILL_PARTS, committed);
+    for (p = 0; p < KILL_PARTS; p++)
+        sum += committed[p] > 0 ? committed[p] : 0;
+    again = lines - unique_of(counts) + (KILL_RECORDS - (long)sum);
+    printf("sigkill: worker %d killed after %llu records; handled twice "
+           "%ld, past the committed offsets %lld, bound %d\n",
+           victim, (unsigned long long)st[victim]->processed,
+           lines - unique_of(counts), (long long)(KILL_RECORDS - sum),
+           2 * KILL_EVERY + 1);
+    ck_assert_msg(again <= 2 * KILL_EVERY + 1,
+                  "%ld records handled twice or left past the committed "
+                  "offsets after one kill; bound %d",
+                  again, 2 * KILL_EVERY + 1);
+    for (w = 0; w < WORKERS; w++)
+        munmap(st[w], sizeof(ksafe_loop_stats));
+}
+END_TEST
+
 static Suite *rebalance_commit_suite(void)
 {
     Suite *s = suite_create("rebalance_commit");
@@ -166,6 +340,14 @@ static Suite *rebalance_commit_suite(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, busy_member_keeps_partitions_through_rebalances);
     suite_add_tcase(s, t);
+    /* Needs samples/demo (meson sets KSAFE_DEMO_WORKER when it is built). */
+    if (getenv("KSAFE_DEMO_WORKER")) {
+        t = tcase_create("sigkill");
+        tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+        tcase_set_timeout(t, 300);
+        tcase_add_test(t, sigkill_redelivery_stays_within_policy);
+        suite_add_tcase(s, t);
+    }
     return s;
 }
 
