@@ -15,7 +15,7 @@
  *
  * So the commit policy's asynchronous commits wait (their positions stay
  * dirty) from the moment we know a rebalance has begun until the next
- * assignment:
+ * assignment, at most a session timeout:
  *   - an incremental revoke: librdkafka rejoins right after it;
  *   - a refusal that means "rebalancing" (REBALANCE_IN_PROGRESS,
  *     ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID): resending before the rebalance
@@ -24,7 +24,8 @@
  *     heartbeat starts is not visible to the application, so before each
  *     asynchronous commit an OffsetFetch goes out on the same connection.
  *     Answered promptly, no JoinGroup is pending ahead of the commit; not
- *     answered in time, one is (or the coordinator is away): hold. The
+ *     answered in time, one is (or the coordinator is away or slow): hold
+ *     for a short while, then probe again. The
  *     probe also guards an explicit ksafe_consumer_commit(ASYNC), which is
  *     otherwise sent when asked.
  * The revoke commit (synchronous, consumer_offsets.c) is not held: inside
@@ -38,8 +39,10 @@
 /* The longest wait for the in-flight commit's answer inside a revoke. */
 #define AWAIT_ASYNC_MS 2000
 /* Probe timeout: this much plus four answer times, at most PROBE_MAX_MS. */
-#define PROBE_BASE_MS 100
+#define PROBE_BASE_MS 250
 #define PROBE_MAX_MS 2000
+/* After a probe went unanswered, probe again this much later. */
+#define PROBE_HOLD_MS 500
 
 void ksafe__commit_guard_init(ksafe_consumer *c)
 {
@@ -48,13 +51,17 @@ void ksafe__commit_guard_init(ksafe_consumer *c)
     c->probe_rtt_ms = 5;
 }
 
-static void hold(ksafe_consumer *c, const char *why)
+/* Until the next assignment, or for at most `ms`. */
+static void hold(ksafe_consumer *c, int64_t ms, const char *why)
 {
+    int64_t until = ksafe__now_ms() + ms;
+
     if (!c->commit_hold)
         ksafe__log(&c->cl, KSAFE_LOG_NOTICE, "COMMIT",
                    "async commits wait for the next assignment: %s", why);
+    if (!c->commit_hold || until > c->commit_hold_until_ms)
+        c->commit_hold_until_ms = until;
     c->commit_hold = 1;
-    c->commit_hold_ms = ksafe__now_ms();
 }
 
 /* 1 when the OffsetFetch of one of `l`'s partitions was not answered in
@@ -86,9 +93,9 @@ int ksafe__commit_guard_holding(ksafe_consumer *c)
     if (!c->commit_hold)
         return 0;
     /* Normally the assignment ends the hold. Should it not come (a
-     * rebalance that ends without a callback for us), the probe and the
-     * next refusal decide again. */
-    if (ksafe__now_ms() - c->commit_hold_ms < c->session_timeout_ms)
+     * rebalance that ends without a callback for us, a probe that was only
+     * slow), the probe and the next refusal decide again. */
+    if (ksafe__now_ms() < c->commit_hold_until_ms)
         return 1;
     c->commit_hold = 0;
     return 0;
@@ -99,9 +106,12 @@ int ksafe__commit_guard_busy(ksafe_consumer *c,
 {
     if (!c->guard_probe || !coordinator_busy(c, l))
         return 0;
-    hold(c, "the group coordinator did not answer a probe in time (a "
-            "rejoin is pending; a commit now would cost the assignment, "
-            "librdkafka issue 4059)");
+    /* Short: a slow answer is not always a pending rejoin, and a long
+     * hold would cost the commit policy's bound on a crash. */
+    hold(c, PROBE_HOLD_MS,
+         "the group coordinator did not answer a probe in time (a rejoin is "
+         "pending; a commit now would cost the assignment, librdkafka issue "
+         "4059)");
     return 1;
 }
 
@@ -110,7 +120,7 @@ void ksafe__commit_guard_refused(ksafe_consumer *c, rd_kafka_resp_err_t e)
     if (e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
         e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
         e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
-        hold(c, rd_kafka_err2str(e));
+        hold(c, c->session_timeout_ms, rd_kafka_err2str(e));
 }
 
 void ksafe__consumer_commits_assigned(ksafe_consumer *c)
@@ -128,5 +138,6 @@ void ksafe__consumer_commits_revoking(ksafe_consumer *c, int cooperative,
            ksafe__now_ms() < until)
         rd_kafka_queue_poll_callback(c->commit_q, 100);
     if (cooperative || lost)
-        hold(c, lost ? "partitions lost" : "incremental revoke");
+        hold(c, c->session_timeout_ms,
+             lost ? "partitions lost" : "incremental revoke");
 }

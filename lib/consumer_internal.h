@@ -82,7 +82,7 @@ struct ksafe_consumer {
      */
     int guard_probe;        /* the linked librdkafka has the bug: probe */
     int commit_hold;        /* async commits wait for the next assignment */
-    int64_t commit_hold_ms; /* when the hold began */
+    int64_t commit_hold_until_ms; /* ... or until then at the latest */
     int probe_rtt_ms;       /* smoothed answer time of the probe */
 
     /* Rebalance state. */
