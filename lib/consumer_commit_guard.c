@@ -58,7 +58,9 @@ static void hold(ksafe_consumer *c, int64_t ms, const char *why)
 
     if (!c->commit_hold)
         ksafe__log(&c->cl, KSAFE_LOG_NOTICE, "COMMIT",
-                   "async commits wait for the next assignment: %s", why);
+                   "async commits wait for the next assignment (%lld ms at "
+                   "most): %s",
+                   (long long)ms, why);
     if (!c->commit_hold || until > c->commit_hold_until_ms)
         c->commit_hold_until_ms = until;
     c->commit_hold = 1;

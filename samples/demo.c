@@ -250,8 +250,14 @@ int main(int argc, char **argv)
     printf("%d workers in group %s; each handles a record in ~0.2 ms\n",
            WORKERS, group);
 
-    /* Kill one worker once it is well into its share. */
+    /* Kill one worker once it is well into its share, in a group that
+     * formed: every worker has records (a kill during the group's first
+     * rounds only shows that commits are refused while a join runs). */
     deadline = time(NULL) + 120;
+    while (time(NULL) < deadline &&
+           (st[0]->processed < 200 || st[1]->processed < 200 ||
+            st[2]->processed < 200))
+        sleep_ms(20);
     while (time(NULL) < deadline && st[victim]->processed < 1500)
         sleep_ms(20);
     kill(pid[victim], SIGKILL);
