@@ -12,6 +12,9 @@
 #        database ksafe_test, writes the export line to $KSAFE_PG_DIR/env and
 #        prints it. Already running: just prints it again.
 # env:   prints the export line of the running server.
+# restart: stops the running server (fast: its connections are cut) and
+#        starts the same cluster on the same port again - a server restart
+#        as clients see it; the data stays.
 # stop:  stops the server and deletes the directory.
 # Progress goes to stderr, so only the export line reaches `eval`.
 set -euo pipefail
@@ -79,14 +82,28 @@ start() {
     local port
     port=$(free_port)
     log "starting on 127.0.0.1:$port (socket in $dir)"
-    # fsync=off: a throwaway cluster; the tests crash processes, not the OS.
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-k $dir -p $port -h 127.0.0.1 -c fsync=off" start >&2 ||
-        { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    server_start "$port"
     as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U "$(owner)" "$db"
     echo "export KSAFE_TEST_PG=\"host=127.0.0.1 port=$port dbname=$db user=$(owner)\"" \
         >"$dir/env"
     cat "$dir/env"
+}
+
+server_start() {
+    # fsync=off: a throwaway cluster; the tests crash processes, not the OS.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-k $dir -p $1 -h 127.0.0.1 -c fsync=off" start >&2 ||
+        { cat "$dir/server.log" >&2; exit 1; }
+}
+
+restart() {
+    running || { log "not running (use: $0 start)"; exit 1; }
+    local port
+    port=$(cat "$dir/port")
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >&2
+    server_start "$port"
+    log "restarted on 127.0.0.1:$port"
 }
 
 stop() {
@@ -100,12 +117,13 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    restart) restart ;;
     env)
         running || { log "not running (use: $0 start)"; exit 1; }
         cat "$dir/env"
         ;;
     *)
-        echo "usage: $0 start|env|stop" >&2
+        echo "usage: $0 start|env|restart|stop" >&2
         exit 2
         ;;
 esac

@@ -46,6 +46,7 @@ int ksafe__check_range(ksafe_error *err, const char *field, long long value,
                             lo, hi);
 }
 
+static int check_raw(const ksafe__client_view *v, ksafe_error *err);
 
 static int is_sasl(ksafe_security_protocol p)
 {
@@ -115,7 +116,7 @@ int ksafe__client_validate(const ksafe__client_view *v, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "allow_unsafe must be 0 or 1, not %d",
                                 v->allow_unsafe);
-    return 0;
+    return check_raw(v, err);
 }
 
 /* ---- typed fields ------------------------------------------------------ */
@@ -214,26 +215,67 @@ static const guard *find_guard(const char *key)
     return NULL;
 }
 
+/* The guard `value` breaks for `key`, or NULL when it keeps the guarantee. */
+static const guard *broken_guard(const char *key, const char *value)
+{
+    const guard *g = find_guard(key);
+
+    return g && !is_safe_value(g, value) ? g : NULL;
+}
+
+static int refuse_unsafe(const guard *g, const char *key, const char *value,
+                         ksafe_error *err)
+{
+    return ksafe__error_set(err, KSAFE_EUNSAFE, 0, 0,
+                            "refused rdkafka property %s=%s: %s (set "
+                            "allow_unsafe to accept the risk)",
+                            key, value, g->risk);
+}
+
+/*
+ * What _new would refuse of the raw properties, found without creating
+ * anything: the guard, then librdkafka's own checks on a scratch
+ * configuration (unknown properties, values it cannot parse). Validation
+ * and _new both run this, so a validated set is one _new accepts.
+ */
+static int check_raw(const ksafe__client_view *v, ksafe_error *err)
+{
+    const char *const *p = v->rdkafka_properties;
+    rd_kafka_conf_t *scratch;
+    int rc = 0;
+
+    for (; p && p[0]; p += 2) {
+        const guard *g = broken_guard(p[0], p[1]);
+        if (g && !v->allow_unsafe)
+            return refuse_unsafe(g, p[0], p[1], err);
+    }
+    if (!v->rdkafka_properties)
+        return 0;
+    if (!(scratch = rd_kafka_conf_new()))
+        return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
+    for (p = v->rdkafka_properties; !rc && p[0]; p += 2)
+        rc = ksafe__conf_set(scratch, p[0], p[1], err);
+    rd_kafka_conf_destroy(scratch);
+    return rc;
+}
+
 int ksafe__client_conf_raw(ksafe__client *cl, const ksafe__client_view *v,
                            rd_kafka_conf_t *conf, ksafe_error *err)
 {
     const char *const *p = v->rdkafka_properties;
     int rc;
 
+    /* Validation ran check_raw(): the guard only has allowed overrides left
+     * to log here, but it stays a guard if a caller skipped validation. */
     for (; p && p[0]; p += 2) {
-        const guard *g = find_guard(p[0]);
+        const guard *g = broken_guard(p[0], p[1]);
 
-        if (g && !is_safe_value(g, p[1])) {
-            if (!v->allow_unsafe)
-                return ksafe__error_set(
-                    err, KSAFE_EUNSAFE, 0, 0,
-                    "refused rdkafka property %s=%s: %s (set allow_unsafe "
-                    "to accept the risk)",
-                    p[0], p[1], g->risk);
+        if (g && !v->allow_unsafe)
+            return refuse_unsafe(g, p[0], p[1], err);
+        if (g)
             ksafe__log(cl, KSAFE_LOG_WARNING, "UNSAFE",
                        "allow_unsafe: applying %s=%s: %s", p[0], p[1],
                        g->risk);
-        }
         if ((rc = ksafe__conf_set(conf, p[0], p[1], err)))
             return rc;
     }

@@ -1,13 +1,17 @@
 /*
  * lib/consumer.c - the safe consumer: preset, creation, subscribe, poll,
- * seek, static membership ids, close. Marking and commits live in
- * consumer_offsets.c, the rebalance callback in consumer_rebalance.c.
+ * seek, static membership ids, release. Marking and commits live in
+ * consumer_offsets.c, the rebalance callback in consumer_rebalance.c, close
+ * and its librdkafka workarounds in consumer_close.c.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "consumer_internal.h"
+
+/* How long a seek outside on_assigned waits to take effect. */
+#define SEEK_WAIT_MS 30000
 
 static const ksafe_consumer_options consumer_preset =
     KSAFE_CONSUMER_OPTIONS_INIT;
@@ -130,8 +134,18 @@ static void consumer_destroy(ksafe_consumer *c)
 {
     /* Topic references and the commit queue go before the handle. */
     ksafe__consumer_forget_all(c);
+    if (c->close_failed)
+        rd_kafka_topic_partition_list_destroy(c->close_failed);
+    c->close_failed = NULL;
     if (c->commit_q)
         rd_kafka_queue_destroy(c->commit_q);
+    c->commit_q = NULL;
+    if (c->detached) {
+        /* Destroying the handle would abort the process (see
+         * ksafe__consumer_park): it, and `c` its opaque, stay. */
+        ksafe__consumer_park(c);
+        return;
+    }
     ksafe__client_release(&c->cl);
     free(c);
 }
@@ -165,6 +179,8 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     c->cooperative_conf =
         opts->assignment_strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY;
     c->session_timeout_ms = opts->session_timeout_ms;
+    c->protocol = -1;
+    ksafe__consumer_quirks_of(rd_kafka_version(), &c->quirks);
     ksafe__consumer_policy_init(c);
 
     conf = rd_kafka_conf_new();
@@ -260,6 +276,12 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
         rd_kafka_message_destroy(m);
         return rc;
     }
+    {
+        /* Where this assignment's delivery of the partition began. */
+        ksafe__position *p = ksafe__consumer_entry(c, m);
+        if (p && p->first < 0)
+            p->first = m->offset;
+    }
     *out = (ksafe_message *)m;
     return 0;
 }
@@ -308,10 +330,15 @@ int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
                                 "seek %s [%d]: partition not assigned to "
                                 "this consumer",
                                 topic, (int)partition);
+    /* Delivery begins again where the seek lands. */
+    p->first = -1;
     l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
-    /* -1: before 2.1.0 the timeout is taken 1000x too short (issue 4230). */
-    e = rd_kafka_seek_partitions(c->cl.rk, l, -1);
+    /* Before 2.1.0 the timeout is taken 1000x too short (issue 4230):
+     * there only "wait for ever" (-1) means what it says. */
+    e = rd_kafka_seek_partitions(c->cl.rk, l,
+                                 c->quirks.seek_timeout_unit ? -1
+                                                             : SEEK_WAIT_MS);
     if (e) {
         rc = ksafe__error_from_rd(err, e, "seek");
         rd_kafka_error_destroy(e);
@@ -416,100 +443,6 @@ int ksafe_group_instance_id(char *buf, size_t size, const char *suffix,
         memcpy(buf + hlen + 1, suffix, slen);
     }
     buf[total] = '\0';
-    return 0;
-}
-
-/* ---- close ------------------------------------------------------------- */
-
-/* Serves callbacks for up to `ms`, dropping records (not marked, so they are
- * delivered again), until `done` says so. */
-static void serve_until(ksafe_consumer *c, int (*done)(ksafe_consumer *),
-                        int ms)
-{
-    int64_t deadline = ksafe__now_ms() + ms;
-
-    while (!done(c) && ksafe__now_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cl.rk, 50);
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-}
-
-static int first_assignment_seen(ksafe_consumer *c)
-{
-    return c->assigned_once;
-}
-
-static int assignment_empty(ksafe_consumer *c)
-{
-    rd_kafka_topic_partition_list_t *l = NULL;
-    int empty;
-
-    if (rd_kafka_assignment(c->cl.rk, &l))
-        return 1; /* nothing more to learn from waiting */
-    empty = l->cnt == 0;
-    rd_kafka_topic_partition_list_destroy(l);
-    return empty && c->n_pos == 0;
-}
-
-int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
-{
-    ksafe_error ce;
-    int rc = 0;
-
-    if (!c)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "consumer is NULL");
-    if (c->closed)
-        return 0;
-    c->closing = 1;
-    c->close_rc = 0;
-    rc = ksafe__consumer_commit_marked(c, NULL, 0, &ce);
-    if (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) && c->subscribed) {
-        /* Refused mid-rebalance: let the rebalance finish (serving its
-         * callbacks), then try again, for about a session timeout. */
-        int64_t deadline = ksafe__now_ms() + c->session_timeout_ms + 5000;
-        while (rc && (ce.flags & KSAFE_ERROR_RETRIABLE) &&
-               ksafe__now_ms() < deadline) {
-            int64_t until = ksafe__now_ms() + 500;
-            while (ksafe__now_ms() < until) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(c->cl.rk, 50);
-                if (m)
-                    rd_kafka_message_destroy(m);
-            }
-            rc = ksafe__consumer_commit_marked(c, NULL, 0, &ce);
-        }
-    }
-    if (rc)
-        c->close_err = ce;
-    c->close_rc = rc;
-    if (c->subscribed) {
-        /* Issue 4312 (fixed in 2.3.0): destroying a cooperative-sticky
-         * consumer after its first JoinGroup answer but before its first
-         * assignment asserts. Let the first join finish. */
-        if (c->cooperative_conf && !c->assigned_once)
-            serve_until(c, first_assignment_seen,
-                        c->session_timeout_ms + 10000);
-        /* Issue 4527 (fixed in 2.4.0): an incremental assignment arriving
-         * while closing can hang close. Leave through unsubscribe instead,
-         * serving the revoke (which commits), until nothing is assigned. */
-        rd_kafka_unsubscribe(c->cl.rk);
-        serve_until(c, assignment_empty, c->session_timeout_ms + 10000);
-    }
-    /* Anything still tracked (unsubscribe timed out): last chance. */
-    if (c->n_pos && ksafe__consumer_commit_marked(c, NULL, 0, &ce) &&
-        !c->close_rc) {
-        c->close_rc = KSAFE_ECOMMIT;
-        c->close_err = ce;
-    }
-    rd_kafka_consumer_close(c->cl.rk);
-    ksafe__consumer_serve_commits(c);
-    c->closed = 1;
-    c->closing = 0;
-    if (c->close_rc)
-        return ksafe__error_set(err, KSAFE_ECOMMIT,
-                                c->close_err.rdkafka_code,
-                                c->close_err.flags, "close: %s",
-                                c->close_err.message);
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /*
  * lib/consumer_internal.h - the consumer's state, shared by its files:
- * consumer.c (life cycle, poll, seek), consumer_offsets.c (positions,
- * commits, commit policy), consumer_rebalance.c (the rebalance callback).
+ * consumer.c (life cycle, poll, seek), consumer_positions.c (positions and
+ * marking), consumer_offsets.c (commits, commit policy),
+ * consumer_rebalance.c (the rebalance callback),
+ * consumer_close.c (close and its librdkafka workarounds).
  *
  * Everything here is touched only by the thread that polls: rebalance and
  * commit-result callbacks run inside poll/commit/close, so no lock is needed.
@@ -16,6 +18,33 @@
 /* No start offset requested by ksafe_consumer_seek() inside on_assigned. */
 #define KSAFE__NO_START INT64_MIN
 
+/*
+ * librdkafka bugs the consumer works around, each only where it exists;
+ * decided once, in ksafe_consumer_new, from rd_kafka_version().
+ */
+typedef struct ksafe__consumer_quirks {
+    /* Issue 4312, fixed in 2.3.0: destroying a cooperative-sticky consumer
+     * whose JoinGroup was answered, before its first assignment, asserts -
+     * with or without consumer close. */
+    unsigned int sticky_destroy_asserts : 1;
+    /* Issue 4527, fixed in 2.4.0: an incremental assignment arriving while
+     * the consumer closes can hang close. */
+    unsigned int close_hangs_on_assign : 1;
+    /* Issue 4230, fixed in 2.1.0: rd_kafka_seek_partitions() takes its
+     * timeout 1000x too short. */
+    unsigned int seek_timeout_unit : 1;
+} ksafe__consumer_quirks;
+
+/* rd_kafka_version() is 0xMMmmrrpp; a release is 0xMMmmrrff, earlier
+ * pre-releases lower: "fixed in M.m.r" means version >= 0xMMmmrr00 + 0xff. */
+static inline void ksafe__consumer_quirks_of(int version,
+                                             ksafe__consumer_quirks *q)
+{
+    q->sticky_destroy_asserts = version < 0x020300ff;
+    q->close_hangs_on_assign = version < 0x020400ff;
+    q->seek_timeout_unit = version < 0x020100ff;
+}
+
 /* The processed position of one assigned partition. */
 typedef struct ksafe__position {
     char *topic;
@@ -27,6 +56,10 @@ typedef struct ksafe__position {
     int64_t committed; /* last position the broker accepted, -1 if none */
     int64_t in_flight; /* position sent in the async commit, -1 if none */
     int64_t start;     /* start offset set in on_assigned, or NO_START */
+    /* Where this assignment's delivery began: the first record polled
+     * since the partition was (re)assigned or sought, -1 while none was
+     * (issue 9: done() refuses records of an earlier assignment). */
+    int64_t first;
 } ksafe__position;
 
 struct ksafe_consumer {
@@ -89,7 +122,7 @@ struct ksafe_consumer {
     const rd_kafka_topic_partition_list_t *assigning; /* in on_assigned */
     int in_revoke;        /* inside on_revoked / on_lost */
     int cooperative_conf; /* strategy we configured: fallback when librdkafka
-                             does not say (NULL during close in 2.0.2) */
+                             never named the protocol yet */
     int assigned_once;    /* the first assignment was handled (issue 4312) */
     int rebalances;
 
@@ -97,18 +130,41 @@ struct ksafe_consumer {
     int subscribed;
     int closing;
     int closed;
-    /* During close: what revoke commits could not commit. */
-    int close_rc;
-    ksafe_error close_err;
 
     volatile sig_atomic_t stop;
+
+    /* ---- close report and protocol (issue 9 item 5) ---------------------
+     * close_failed: during close, every position a sync commit could not
+     * commit (revoke or close's own), offset and error (.err) per
+     * partition; an accepted commit at or past that offset removes it.
+     * protocol: the rebalance protocol librdkafka last named (1
+     * cooperative, 0 eager, -1 not yet): it returns NULL inside callbacks
+     * run during close (2.0.2). */
+    rd_kafka_topic_partition_list_t *close_failed;
+    int protocol;
+
+    /* ---- librdkafka workarounds (issue 9 item 14) -----------------------
+     * detached: closed without destroying the librdkafka handle, because
+     * destroying it would abort the process (quirks.sticky_destroy_asserts);
+     * freeing parks it on a list instead (consumer_close.c). */
+    ksafe__consumer_quirks quirks;
+    int detached;
+    struct ksafe_consumer *parked_next;
 };
 
-/* ---- consumer_offsets.c ------------------------------------------------ */
+/* ---- consumer_positions.c ---------------------------------------------- */
+
+/* Every allocation of the position table goes through this (realloc; a
+ * failing one in tests/test_consumer_table.c). */
+extern void *(*ksafe__consumer_realloc)(void *ptr, size_t size);
 
 /* Adds entries for newly assigned partitions (existing ones are kept). */
 int ksafe__consumer_track(ksafe_consumer *c,
                           const rd_kafka_topic_partition_list_t *parts);
+
+/* The entry of a consumed record (index, then names), or NULL. */
+ksafe__position *ksafe__consumer_entry(ksafe_consumer *c,
+                                       const rd_kafka_message_t *m);
 
 /* Finds the entry of topic/partition by name, or NULL. */
 ksafe__position *ksafe__consumer_find(ksafe_consumer *c, const char *topic,
@@ -121,14 +177,33 @@ void ksafe__consumer_forget(ksafe_consumer *c,
 /* Forgets every position (consumer destroyed). */
 void ksafe__consumer_forget_all(ksafe_consumer *c);
 
+/* ---- consumer_offsets.c ------------------------------------------------ */
+
+/* How ksafe__consumer_commit_marked() commits. */
+enum {
+    /* Synchronous; retriable refusals are retried for about 1.5 s, except
+     * inside a rebalance callback (the generation cannot change there). */
+    KSAFE__COMMIT_SYNC = 0,
+    /* Asynchronous, at most one in flight. */
+    KSAFE__COMMIT_ASYNC = 1,
+    /* Synchronous, one attempt: close retries by polling instead. */
+    KSAFE__COMMIT_SYNC_ONCE = 2
+};
+
 /*
- * Commits marked, not yet accepted positions of `only` (NULL: all).
- * Synchronous commits retry briefly on retriable refusals; the error message
- * names what stayed uncommitted.
+ * Commits marked, not yet accepted positions of `only` (NULL: all), `mode`
+ * one of the KSAFE__COMMIT_* values; the error message names what stayed
+ * uncommitted. During close, failures and successes of sync commits are
+ * noted in c->close_failed.
  */
 int ksafe__consumer_commit_marked(ksafe_consumer *c,
                                   const rd_kafka_topic_partition_list_t *only,
-                                  int async, ksafe_error *err);
+                                  int mode, ksafe_error *err);
+
+/* During close: notes the marked, uncommitted positions of lost `parts`
+ * in c->close_failed (they are dropped, never committed). */
+void ksafe__consumer_close_note_lost(ksafe_consumer *c,
+                                     const rd_kafka_topic_partition_list_t *parts);
 
 /* Serves results of an asynchronous commit, if one is in flight. */
 void ksafe__consumer_serve_commits(ksafe_consumer *c);
@@ -164,6 +239,12 @@ void ksafe__consumer_commits_assigned(ksafe_consumer *c);
  * next assignment when the group rejoins after this revoke. */
 void ksafe__consumer_commits_revoking(ksafe_consumer *c, int cooperative,
                                       int lost);
+
+/* ---- consumer_close.c -------------------------------------------------- */
+
+/* Keeps a detached consumer (and its librdkafka handle) until the process
+ * exits, reachable and quiet: its log lines are dropped. */
+void ksafe__consumer_park(ksafe_consumer *c);
 
 /* ---- consumer_rebalance.c ---------------------------------------------- */
 

@@ -1,11 +1,11 @@
 /*
- * lib/consumer_offsets.c - processed positions, commits and the commit
- * policy.
+ * lib/consumer_offsets.c - commits of the marked positions (sync, async,
+ * what close could not commit) and the commit policy. The positions
+ * themselves and marking live in consumer_positions.c.
  *
- * Positions live in our table, not in librdkafka's offset store: marking a
- * record is a pointer compare and a store, and each commit hands librdkafka
- * an explicit list. A position counts as committed only after the broker
- * accepted it; anything else stays "dirty" and goes out with the next commit.
+ * Each commit hands librdkafka an explicit list from our table. A position
+ * counts as committed only after the broker accepted it; anything else
+ * stays "dirty" and goes out with the next commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,178 +20,14 @@
 /* Most calls between two clock reads in commit_maybe. */
 #define TICK_LIMIT_MAX 1024u
 
-/* ---- the position table ------------------------------------------------ */
-
-static size_t slot_of(const ksafe_consumer *c, const void *rkt,
-                      int32_t partition)
-{
-    uint64_t h = (uint64_t)(uintptr_t)rkt >> 4;
-
-    h ^= (uint64_t)(uint32_t)partition * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    return (size_t)h & c->slot_mask;
-}
-
-/* Rebuilds the index after entries were added or moved (rebalances only). */
-static int reindex(ksafe_consumer *c)
-{
-    size_t want = 16, i;
-    uint32_t *slots;
-
-    while (want < c->n_pos * 2)
-        want *= 2;
-    if (!(slots = calloc(want, sizeof(*slots))))
-        return KSAFE_ENOMEM;
-    free(c->slots);
-    c->slots = slots;
-    c->slot_mask = want - 1;
-    for (i = 0; i < c->n_pos; i++) {
-        size_t s = slot_of(c, c->pos[i].rkt, c->pos[i].partition);
-        while (c->slots[s])
-            s = (s + 1) & c->slot_mask;
-        c->slots[s] = (uint32_t)(i + 1);
-    }
-    c->last = NULL;
-    return 0;
-}
-
-ksafe__position *ksafe__consumer_find(ksafe_consumer *c, const char *topic,
-                                      int32_t partition)
-{
-    size_t i;
-
-    for (i = 0; i < c->n_pos; i++)
-        if (c->pos[i].partition == partition &&
-            strcmp(c->pos[i].topic, topic) == 0)
-            return &c->pos[i];
-    return NULL;
-}
-
-int ksafe__consumer_track(ksafe_consumer *c,
-                          const rd_kafka_topic_partition_list_t *parts)
-{
-    int i;
-
-    for (i = 0; i < parts->cnt; i++) {
-        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        ksafe__position *p;
-
-        if (ksafe__consumer_find(c, tp->topic, tp->partition))
-            continue;
-        if (c->n_pos == c->cap_pos) {
-            size_t cap = c->cap_pos ? c->cap_pos * 2 : 16;
-            ksafe__position *grown = realloc(c->pos, cap * sizeof(*grown));
-            if (!grown)
-                return KSAFE_ENOMEM;
-            c->pos = grown;
-            c->cap_pos = cap;
-        }
-        p = &c->pos[c->n_pos];
-        memset(p, 0, sizeof(*p));
-        if (!(p->topic = ksafe__strdup(tp->topic)))
-            return KSAFE_ENOMEM;
-        /* The same handle the toppar (and so every record) points to. */
-        p->rkt = rd_kafka_topic_new(c->cl.rk, tp->topic, NULL);
-        p->partition = tp->partition;
-        p->marked = p->committed = p->in_flight = -1;
-        p->start = KSAFE__NO_START;
-        c->n_pos++;
-    }
-    return reindex(c);
-}
-
-static void drop(ksafe_consumer *c, size_t i)
-{
-    free(c->pos[i].topic);
-    if (c->pos[i].rkt)
-        rd_kafka_topic_destroy(c->pos[i].rkt);
-    c->pos[i] = c->pos[--c->n_pos];
-}
-
-void ksafe__consumer_forget(ksafe_consumer *c,
-                            const rd_kafka_topic_partition_list_t *parts)
-{
-    size_t i = 0;
-
-    while (i < c->n_pos) {
-        if (rd_kafka_topic_partition_list_find(parts, c->pos[i].topic,
-                                               c->pos[i].partition))
-            drop(c, i);
-        else
-            i++;
-    }
-    if (reindex(c)) {
-        /* Out of memory: an empty index only costs the slow path. */
-        memset(c->slots, 0, (c->slot_mask + 1) * sizeof(*c->slots));
-    }
-}
-
-void ksafe__consumer_forget_all(ksafe_consumer *c)
-{
-    while (c->n_pos)
-        drop(c, c->n_pos - 1);
-    free(c->pos);
-    free(c->slots);
-    c->pos = NULL;
-    c->slots = NULL;
-    c->cap_pos = 0;
-    c->last = NULL;
-}
-
-/* The hot path's miss: the index, then names (a handle we do not hold). */
-static ksafe__position *lookup(ksafe_consumer *c, const rd_kafka_message_t *m)
-{
-    size_t s;
-
-    if (c->slots) {
-        s = slot_of(c, m->rkt, m->partition);
-        while (c->slots[s]) {
-            ksafe__position *p = &c->pos[c->slots[s] - 1];
-            if (p->rkt == m->rkt && p->partition == m->partition)
-                return p;
-            s = (s + 1) & c->slot_mask;
-        }
-    }
-    if (!m->rkt)
-        return NULL;
-    return ksafe__consumer_find(c, rd_kafka_topic_name(m->rkt), m->partition);
-}
-
-int ksafe_consumer_done(ksafe_consumer *c, const ksafe_message *msg,
-                        ksafe_error *err)
-{
-    const rd_kafka_message_t *m = (const rd_kafka_message_t *)msg;
-    ksafe__position *p;
-
-    if (!c || !m)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "done needs a consumer and a consumed record");
-    p = c->last;
-    if (!p || p->rkt != m->rkt || p->partition != m->partition) {
-        if (!(p = lookup(c, m)))
-            return ksafe__error_set(
-                err, KSAFE_ESTATE, 0, 0,
-                "%s [%d] offset %lld: partition no longer assigned to this "
-                "consumer (revoked or lost); its new owner will get the "
-                "record again",
-                m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
-                (int)m->partition, (long long)m->offset);
-        c->last = p;
-    }
-    if (m->offset >= p->marked)
-        p->marked = m->offset + 1;
-    c->marks++;
-    return 0;
-}
-
 /* ---- commits ----------------------------------------------------------- */
 
-static int retriable(const ksafe_consumer *c, rd_kafka_resp_err_t e)
+static int retriable(ksafe_consumer *c, rd_kafka_resp_err_t e)
 {
     /* Cooperative members keep their partitions across generations: after
      * the rejoin the same commit is valid again. Eager members do not. */
     if (e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
-        return c->cooperative_conf;
+        return ksafe__consumer_cooperative(c);
     switch (e) {
     case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
     case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
@@ -286,8 +122,9 @@ static void describe_failures(char *buf, size_t size, rd_kafka_resp_err_t rerr,
 
 typedef struct sync_result {
     ksafe_consumer *c;
-    rd_kafka_resp_err_t err;
-    rd_kafka_topic_partition_list_t *refused;
+    rd_kafka_resp_err_t err;       /* the request's or a partition's error */
+    rd_kafka_resp_err_t request_err; /* the request's own */
+    rd_kafka_topic_partition_list_t *refused; /* NULL until answered */
 } sync_result;
 
 static void sync_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
@@ -297,7 +134,7 @@ static void sync_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
     int i;
 
     KSAFE__UNUSED(rk);
-    r->err = rerr;
+    r->err = r->request_err = rerr;
     record_result(r->c, rerr, offsets, 0);
     if (r->refused)
         rd_kafka_topic_partition_list_destroy(r->refused);
@@ -314,6 +151,64 @@ static void sync_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
         }
 }
 
+/*
+ * During close: notes what this sync commit attempt left uncommitted (`l`
+ * sent, `r` its answer), and forgets earlier failures an accepted position
+ * now covers.
+ */
+static void close_note(ksafe_consumer *c,
+                       const rd_kafka_topic_partition_list_t *l,
+                       const sync_result *r)
+{
+    int i;
+
+    if (!c->closing)
+        return;
+    if (!c->close_failed &&
+        !(c->close_failed = rd_kafka_topic_partition_list_new(l->cnt)))
+        return;
+    for (i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *sent = &l->elems[i];
+        const rd_kafka_topic_partition_t *no =
+            r->refused ? rd_kafka_topic_partition_list_find(
+                             r->refused, sent->topic, sent->partition)
+                       : NULL;
+        rd_kafka_topic_partition_t *old = rd_kafka_topic_partition_list_find(
+            c->close_failed, sent->topic, sent->partition);
+        /* Unanswered, or refused as a whole: every partition failed. */
+        rd_kafka_resp_err_t e = no           ? no->err
+                                : r->refused ? r->request_err
+                                             : r->err;
+
+        if (!e) {
+            if (old && old->offset <= sent->offset)
+                rd_kafka_topic_partition_list_del(c->close_failed,
+                                                  sent->topic,
+                                                  sent->partition);
+            continue;
+        }
+        if (!old)
+            old = rd_kafka_topic_partition_list_add(
+                c->close_failed, sent->topic, sent->partition);
+        if (old->offset < sent->offset)
+            old->offset = sent->offset;
+        old->err = e;
+    }
+}
+
+void ksafe__consumer_close_note_lost(ksafe_consumer *c,
+                                     const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *l;
+    sync_result r = {c, RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST,
+                     RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST, NULL};
+
+    if (c->closing && (l = dirty_list(c, parts, 0))) {
+        close_note(c, l, &r);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -321,12 +216,19 @@ static void sleep_ms(int ms)
 }
 
 static int commit_sync(ksafe_consumer *c,
-                       const rd_kafka_topic_partition_list_t *only,
+                       const rd_kafka_topic_partition_list_t *only, int mode,
                        ksafe_error *err)
 {
     static const int backoff_ms[] = {100, 200, 400, 800};
     rd_kafka_topic_partition_list_t *l;
-    sync_result r = {c, RD_KAFKA_RESP_ERR_NO_ERROR, NULL};
+    sync_result r = {c, RD_KAFKA_RESP_ERR_NO_ERROR, RD_KAFKA_RESP_ERR_NO_ERROR,
+                     NULL};
+    /* Inside a rebalance callback the generation cannot change, and close
+     * retries by polling: there one attempt tells all. */
+    size_t retries = mode == KSAFE__COMMIT_SYNC && !c->in_revoke &&
+                             !c->assigning
+                         ? sizeof(backoff_ms) / sizeof(backoff_ms[0])
+                         : 0;
     size_t attempt;
     char what[160];
     int n = 0;
@@ -340,11 +242,16 @@ static int commit_sync(ksafe_consumer *c,
             return 0;
         }
         n = l->cnt;
-        r.err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        r.err = r.request_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (r.refused) {
+            rd_kafka_topic_partition_list_destroy(r.refused);
+            r.refused = NULL;
+        }
         c->commits_sent++;
         rerr = rd_kafka_commit_queue(c->cl.rk, l, NULL, sync_cb, &r);
         if (rerr && !r.err)
             r.err = rerr;
+        close_note(c, l, &r);
         if (!r.err) {
             rd_kafka_topic_partition_list_destroy(l);
             if (attempt < sizeof(backoff_ms) / sizeof(backoff_ms[0]))
@@ -356,8 +263,7 @@ static int commit_sync(ksafe_consumer *c,
                 return 0;
             break;
         }
-        if (!retriable(c, r.err) ||
-            attempt == sizeof(backoff_ms) / sizeof(backoff_ms[0]))
+        if (!retriable(c, r.err) || attempt >= retries)
             break;
         ksafe__log(&c->cl, KSAFE_LOG_NOTICE, "COMMIT",
                    "commit of %d partition(s) refused (%s); retrying", n,
@@ -449,10 +355,10 @@ static int commit_async(ksafe_consumer *c, ksafe_error *err)
 
 int ksafe__consumer_commit_marked(ksafe_consumer *c,
                                   const rd_kafka_topic_partition_list_t *only,
-                                  int async, ksafe_error *err)
+                                  int mode, ksafe_error *err)
 {
     ksafe__consumer_serve_commits(c);
-    if (async) {
+    if (mode == KSAFE__COMMIT_ASYNC) {
         if (c->async_in_flight &&
             ksafe__now_ms() - c->async_sent_ms < ASYNC_STUCK_MS)
             return 0; /* one at a time; the next one carries the rest */
@@ -467,7 +373,7 @@ int ksafe__consumer_commit_marked(ksafe_consumer *c,
         }
         return commit_async(c, err);
     }
-    return commit_sync(c, only, err);
+    return commit_sync(c, only, mode, err);
 }
 
 int ksafe_consumer_commit(ksafe_consumer *c, ksafe_commit_mode mode,
@@ -482,8 +388,10 @@ int ksafe_consumer_commit(ksafe_consumer *c, ksafe_commit_mode mode,
     if (c->closed)
         return ksafe__error_set(err, KSAFE_ESTATE, 0, 0,
                                 "the consumer is closed");
-    return ksafe__consumer_commit_marked(c, NULL, mode == KSAFE_COMMIT_ASYNC,
-                                         err);
+    return ksafe__consumer_commit_marked(
+        c, NULL, mode == KSAFE_COMMIT_ASYNC ? KSAFE__COMMIT_ASYNC
+                                            : KSAFE__COMMIT_SYNC,
+        err);
 }
 
 /* ---- commit policy ----------------------------------------------------- */

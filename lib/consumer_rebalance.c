@@ -10,15 +10,16 @@
 
 int ksafe__consumer_cooperative(ksafe_consumer *c)
 {
-    /* NULL inside a callback run during close (2.0.2): the configured
-     * strategy then says which protocol the group uses. */
+    /* NULL before the first join and inside a callback run during close
+     * (2.0.2): the protocol last named still holds then; only before any
+     * does the configured strategy decide. */
     const char *proto = rd_kafka_rebalance_protocol(c->cl.rk);
 
     if (proto && strcmp(proto, "COOPERATIVE") == 0)
-        return 1;
-    if (proto && strcmp(proto, "EAGER") == 0)
-        return 0;
-    return c->cooperative_conf;
+        c->protocol = 1;
+    else if (proto && strcmp(proto, "EAGER") == 0)
+        c->protocol = 0;
+    return c->protocol >= 0 ? c->protocol : c->cooperative_conf;
 }
 
 static void log_error(ksafe_consumer *c, const char *what,
@@ -95,24 +96,20 @@ static void revoked(ksafe_consumer *c, int cooperative,
                    "%d partition(s) lost (member left the group "
                    "involuntarily): marked offsets not committed, dropped",
                    parts->cnt);
+        ksafe__consumer_close_note_lost(c, parts);
         if (c->on_lost)
             c->on_lost(c, parts, c->rebalance_payload);
     } else {
         if (c->on_revoked)
             c->on_revoked(c, parts, c->rebalance_payload);
-        if (ksafe__consumer_commit_marked(c, parts, 0, &ce)) {
+        /* One attempt: the generation cannot change inside this callback.
+         * During close, the failure goes into close's report. */
+        if (ksafe__consumer_commit_marked(c, parts, KSAFE__COMMIT_SYNC_ONCE,
+                                          &ce))
             ksafe__log(&c->cl, KSAFE_LOG_WARNING, "REVOKE",
                        "commit on revoke: %s (the new owner starts from "
                        "the last commit: those records come again)",
                        ce.message);
-            if (c->closing) {
-                c->close_rc = KSAFE_ECOMMIT;
-                c->close_err = ce;
-            }
-        } else if (c->closing && c->close_rc && c->n_pos == (size_t)parts->cnt) {
-            /* Everything left was committed now after all. */
-            c->close_rc = 0;
-        }
     }
     c->in_revoke = 0;
     ksafe__consumer_forget(c, parts);

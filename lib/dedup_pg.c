@@ -6,6 +6,13 @@
  * wait for the first: it then sees the committed row (DUPLICATE) or, after a
  * rollback, inserts it (NEW). So two members of a group that both got the
  * record during a rebalance never both process it.
+ *
+ * A lost connection (a dropped network, a terminated backend, a server
+ * restart) takes the open transaction with it: every later statement of
+ * that batch fails, so nothing of it is reported done, and the next begin
+ * reconnects (one PQreset) before it starts the next transaction. Only
+ * begin reconnects: a statement run on a new connection in the middle of
+ * a batch would autocommit outside the transaction it belongs to.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,8 +51,11 @@ static int pg_error(PGconn *conn, const PGresult *res, const char *what,
 
     if (!msg || !*msg)
         msg = conn ? PQerrorMessage(conn) : "no connection";
-    /* Serialization failure, deadlock, lock timeout: try the batch again. */
+    /* Serialization failure, deadlock, lock timeout: try the batch again.
+     * So too after a lost connection: the next begin reconnects. */
     if (state && (!strncmp(state, "40", 2) || !strcmp(state, "55P03")))
+        flags |= KSAFE_ERROR_RETRIABLE;
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
         flags |= KSAFE_ERROR_RETRIABLE;
     snprintf(text, sizeof(text), "%s", msg);
     n = strlen(text);
@@ -87,12 +97,42 @@ static int simple(pg_store *p, const char *sql, ksafe_error *err)
     return run(p, sql, 0, NULL, NULL, NULL, sql, NULL, NULL, err);
 }
 
+static int lost(const pg_store *p)
+{
+    return PQstatus(p->conn) != CONNECTION_OK;
+}
+
+/* One attempt, bounded by the conninfo's connect_timeout. A shared
+ * connection is the application's too: it gets the new session (without
+ * the settings it made with SET). */
+static int reconnect(pg_store *p, ksafe_error *err)
+{
+    PQreset(p->conn);
+    if (!lost(p))
+        return 0;
+    return pg_error(p->conn, NULL, "connection lost, reconnect failed", err);
+}
+
 static int pq_begin(void *self, ksafe_error *err)
 {
     pg_store *p = self;
+    int rc;
 
     p->last_len = 0;
-    return p->txn_mode == KSAFE_DEDUP_TXN_CALLER ? 0 : simple(p, "BEGIN", err);
+    if (p->txn_mode == KSAFE_DEDUP_TXN_CALLER)
+        return 0;
+    if (lost(p) && (rc = reconnect(p, err)))
+        return rc;
+    rc = simple(p, "BEGIN", err);
+    /* A server restart between batches shows only now, when the old
+     * connection is first used. Nothing is in the transaction yet, so
+     * reconnecting and beginning again loses nothing. */
+    if (rc && lost(p)) {
+        if ((rc = reconnect(p, err)))
+            return rc;
+        rc = simple(p, "BEGIN", err);
+    }
+    return rc;
 }
 
 static int insert_key(pg_store *p, const void *key, size_t len,
@@ -224,8 +264,12 @@ static int pq_rollback(void *self, ksafe_error *err)
     pg_store *p = self;
 
     p->last_len = 0;
-    return p->txn_mode == KSAFE_DEDUP_TXN_CALLER ? 0
-                                                 : simple(p, "ROLLBACK", err);
+    if (p->txn_mode == KSAFE_DEDUP_TXN_CALLER)
+        return 0;
+    /* The server rolled back the transaction of a lost connection. */
+    if (lost(p))
+        return 0;
+    return simple(p, "ROLLBACK", err);
 }
 
 static int pq_expire(void *self, int64_t max_age_ms, uint64_t *removed,

@@ -80,14 +80,16 @@ typedef struct ksafe__client {
 int ksafe__check_range(ksafe_error *err, const char *field, long long value,
                        long long lo, long long hi);
 
-/* Checks the shared fields. */
+/* Checks the shared fields, the raw properties included: the guard and
+ * librdkafka's own refusals, exactly as _new would meet them. */
 int ksafe__client_validate(const ksafe__client_view *v, ksafe_error *err);
 
 /* Sets the typed shared fields on `conf` and installs the log bridge. */
 int ksafe__client_conf(const ksafe__client_view *v, rd_kafka_conf_t *conf,
                        ksafe_error *err);
 
-/* Applies the raw properties after the guard; logs allowed unsafe ones. */
+/* Applies the raw properties (after ksafe__client_validate); logs the
+ * unsafe ones allow_unsafe lets through. */
 int ksafe__client_conf_raw(ksafe__client *cl, const ksafe__client_view *v,
                            rd_kafka_conf_t *conf, ksafe_error *err);
 

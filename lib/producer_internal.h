@@ -1,6 +1,7 @@
 /*
  * lib/producer_internal.h - the producer's state, shared by its files
- * (producer.c and txn.c).
+ * (producer.c, producer_report.c, producer_close.c, producer_recover.c and
+ * txn.c).
  */
 #ifndef KSAFE_PRODUCER_INTERNAL_H
 #define KSAFE_PRODUCER_INTERNAL_H
@@ -60,20 +61,52 @@ struct ksafe_producer {
     int transactional;
     int txn_initialised;
     atomic_int txn_open;
+    atomic_uint_fast64_t txn_records; /* sent in the open transaction */
     atomic_int closed;
-    atomic_uint_fast64_t delivered; /* async reports served, by outcome */
+    atomic_uint_fast64_t delivered; /* fates of all sends, by outcome */
     atomic_uint_fast64_t failed;
+    /* Failures nobody was told of (no on_delivery) since the last flush or
+     * close, which return their count. */
+    atomic_uint_fast64_t unreported;
+    atomic_uint_fast64_t handed_back;
+    /* Records librdkafka has and has not reported yet (any instance). */
+    atomic_uint_fast64_t pending;
     atomic_uint_fast64_t next_seq;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;
     size_t n_rescued;
 };
 
+/* ---- producer_report.c --------------------------------------------------- */
+
 void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                            void *opaque);
+/* 1 once the instance has had a fatal error. */
+int ksafe__producer_is_fatal(rd_kafka_t *rk);
 int ksafe__producer_fatal_error(ksafe_producer *p, ksafe_error *err);
 /* Serves ready reports without blocking. */
 void ksafe__producer_serve(ksafe_producer *p);
+void ksafe__rescued_free(ksafe__rescued *r);
+/* Takes the held records, in send order; *n receives how many. */
+ksafe__rescued *ksafe__producer_take_rescued(ksafe_producer *p, size_t *n);
+/* A failure with no delivery callback to hear it: logged at error level
+ * and counted for the next flush or close. */
+void ksafe__producer_unwatched_failure(ksafe_producer *p, const char *topic,
+                                      int32_t partition, const ksafe_error *e,
+                                      int possibly_delivered);
+/* Reports a held record failed with `e` and frees it. */
+void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
+                                    const ksafe_error *e);
+
+/* ---- producer.c ---------------------------------------------------------- */
+
+/* Hands one record to librdkafka (see the definition for ownership). */
+int ksafe__producer_produce(ksafe_producer *p, const char *topic,
+                            int32_t partition, const void *key,
+                            size_t key_len, const void *value,
+                            size_t value_len, rd_kafka_headers_t *hdrs,
+                            int64_t timestamp_ms, ksafe__msg *w,
+                            ksafe_error *err);
 
 /* txn.c: aborts an open transaction during close; 0 or an error code. */
 int ksafe__txn_abort_for_close(ksafe_producer *p, int timeout_ms,

@@ -54,12 +54,6 @@ static int not_transactional(ksafe_producer *p, txn_op op, ksafe_error *err)
     return 0;
 }
 
-static int instance_is_fatal(ksafe_producer *p)
-{
-    return rd_kafka_fatal_error(p->cl.rk, NULL, 0) !=
-           RD_KAFKA_RESP_ERR_NO_ERROR;
-}
-
 /*
  * Once the instance has a fatal error librdkafka may answer transactional
  * calls with a plain state error: report the fatal error itself, whose code
@@ -124,7 +118,7 @@ static int run(ksafe_producer *p, txn_op op, int timeout_ms, const txn_args *a,
         ksafe__producer_serve(p);
         if (!e)
             return 0;
-        if (rd_kafka_error_is_fatal(e) || instance_is_fatal(p)) {
+        if (rd_kafka_error_is_fatal(e) || ksafe__producer_is_fatal(p->cl.rk)) {
             rc = fatal(p, e, op, err);
         } else if (rd_kafka_error_txn_requires_abort(e)) {
             *abortable = 1;
@@ -216,12 +210,13 @@ int ksafe_txn_begin(ksafe_producer *p, ksafe_error *err)
     if ((rc = ksafe_txn_init(p, -1, err)))
         return rc;
     if ((e = rd_kafka_begin_transaction(p->cl.rk))) {
-        rc = rd_kafka_error_is_fatal(e) || instance_is_fatal(p)
+        rc = rd_kafka_error_is_fatal(e) || ksafe__producer_is_fatal(p->cl.rk)
                  ? fatal(p, e, TXN_BEGIN, err)
                  : plain_error(err, e, TXN_BEGIN);
         rd_kafka_error_destroy(e);
         return rc;
     }
+    atomic_store(&p->txn_records, 0);
     atomic_store(&p->txn_open, 1);
     return 0;
 }

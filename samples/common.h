@@ -3,8 +3,9 @@
  *
  * `--bootstrap host:port` names a real cluster; without it the sample starts
  * an embedded one (ksafe's wrapper of librdkafka's mock cluster) in this
- * process and creates the topics it needs. Your service only needs the
- * --bootstrap half.
+ * process. Either way the sample makes the topics it needs (on a real
+ * cluster through the admin API). Your service only needs the --bootstrap
+ * half.
  */
 #ifndef KSAFE_SAMPLES_COMMON_H
 #define KSAFE_SAMPLES_COMMON_H
@@ -50,12 +51,18 @@ static inline void sample_cluster_open(sample_cluster *sc, int argc,
             sc->bootstrap);
 }
 
-/* Creates a topic on the embedded cluster; a real cluster's topics are
- * yours to create (or its auto-creation). */
-static inline void sample_cluster_topic(sample_cluster *sc, const char *topic,
-                                        int partitions)
+/*
+ * Makes sure `topic` exists with `partitions` partitions and returns that
+ * count, read back from the cluster's metadata. On a real cluster it is
+ * created through the admin API when missing; one that exists with another
+ * count stops the sample with a message (never rely on a broker's
+ * auto-creation: it makes its default count, 1 on a stock broker).
+ */
+static inline int sample_cluster_topic(sample_cluster *sc, const char *topic,
+                                       int partitions)
 {
     ksafe_error err;
+    int count;
 
     if (sc->embedded &&
         ksafe_mock_cluster_create_topic(sc->embedded, topic, partitions,
@@ -63,6 +70,14 @@ static inline void sample_cluster_topic(sample_cluster *sc, const char *topic,
         fprintf(stderr, "create topic %s: %s\n", topic, err.message);
         exit(1);
     }
+    if (ksafe_cluster_ensure_topic(sc->bootstrap, topic, partitions, 15000,
+                                   &err) ||
+        ksafe_cluster_topic_partitions(sc->bootstrap, topic, &count, 15000,
+                                       &err)) {
+        fprintf(stderr, "topic %s: %s\n", topic, err.message);
+        exit(1);
+    }
+    return count;
 }
 
 /* Sends `n` demo records "order-<i>" keyed "customer-<i % keys>". */

@@ -9,8 +9,10 @@
  * group's committed offsets.
  *
  *   demo                        embedded cluster, 3 workers
- *   demo --bootstrap host:port  a real cluster (topic "ksafe-demo-<pid>",
- *                               8 partitions, must be creatable or exist)
+ *   demo --bootstrap host:port  a real cluster: topic "ksafe-demo-<pid>" is
+ *                               created with 8 partitions (admin API)
+ *   demo ... --topic NAME       use NAME instead: created when missing, and
+ *                               if it exists it must have 8 partitions
  *
  * Workers are this program run again with --worker (a fresh process: a
  * librdkafka client must not cross fork()).
@@ -167,8 +169,10 @@ static int unique(const int *counts, int n)
     return u;
 }
 
+/* The committed offsets of every one of the topic's `partitions`
+ * partitions (a count read from the cluster's metadata), summed. */
 static int64_t committed_sum(const char *bootstrap, const char *topic,
-                             const char *group)
+                             const char *group, int partitions)
 {
     ksafe_consumer_options o = KSAFE_CONSUMER_OPTIONS_INIT;
     rd_kafka_topic_partition_list_t *l;
@@ -180,8 +184,8 @@ static int64_t committed_sum(const char *bootstrap, const char *topic,
     o.group_id = group;
     if (ksafe_consumer_new(&c, &o, NULL))
         return -1;
-    l = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (i = 0; i < PARTITIONS; i++)
+    l = rd_kafka_topic_partition_list_new(partitions);
+    for (i = 0; i < partitions; i++)
         rd_kafka_topic_partition_list_add(l, topic, i);
     if (rd_kafka_committed(ksafe_consumer_rdkafka(c), l, 10000))
         sum = -1;
@@ -210,7 +214,8 @@ int main(int argc, char **argv)
     long lines, again;
     uint64_t commits = 0, rebalances = 0, survivors_lost = 0, bound;
     int64_t committed;
-    int w, u, victim = 1, status;
+    int w, u, victim = 1, status, partitions;
+    const char *named_topic = NULL;
     time_t deadline;
 
     if (argc == 10 && strcmp(argv[1], "--worker") == 0) {
@@ -220,16 +225,30 @@ int main(int argc, char **argv)
         return worker(&wa);
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* --topic NAME is the demo's own; the rest is every sample's. */
+    for (w = 1; w + 1 < argc; w++)
+        if (strcmp(argv[w], "--topic") == 0) {
+            named_topic = argv[w + 1];
+            memmove(&argv[w], &argv[w + 2],
+                    sizeof(char *) * (size_t)(argc - w - 1));
+            argc -= 2;
+            break;
+        }
     sample_cluster_open(&sc, argc, argv);
-    snprintf(topic, sizeof(topic), "ksafe-demo-%ld", (long)getpid());
+    if (named_topic)
+        snprintf(topic, sizeof(topic), "%s", named_topic);
+    else
+        snprintf(topic, sizeof(topic), "ksafe-demo-%ld", (long)getpid());
     snprintf(group, sizeof(group), "ksafe-demo-group-%ld", (long)getpid());
-    sample_cluster_topic(&sc, topic, PARTITIONS);
+    /* Created, or checked, with 8 partitions; the count printed and summed
+     * below is the cluster's. */
+    partitions = sample_cluster_topic(&sc, topic, PARTITIONS);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
     printf("producing %d records to %s (%d partitions)...\n", RECORDS, topic,
-           PARTITIONS);
+           partitions);
     sample_produce_demo(&sc, topic, RECORDS, 997);
 
     for (w = 0; w < WORKERS; w++) {
@@ -302,7 +321,7 @@ int main(int argc, char **argv)
     printf("%-28s %8ld\n", "redelivered (handled twice)", lines - u);
     printf("%-28s %8llu\n", "bound (2 x commit_every)",
            (unsigned long long)bound);
-    committed = committed_sum(sc.bootstrap, topic, group);
+    committed = committed_sum(sc.bootstrap, topic, group, partitions);
     printf("%-28s %8lld\n", "committed offsets (sum)", (long long)committed);
     printf("%-28s %8llu\n", "commits", (unsigned long long)commits);
     printf("%-28s %8llu\n", "rebalance events",

@@ -3,8 +3,10 @@
  * database in the same transaction as its dedup marks; driven (and
  * SIGKILLed) by tests/test_crash.c.
  *
- *   dedup-worker BOOTSTRAP TOPIC GROUP sqlite:PATH|pg:CONNINFO PREFIX
+ *   dedup-worker BOOTSTRAP TOPIC GROUP sqlite:PATH|pg:CONNINFO PREFIX SESSION_MS
  *
+ * SESSION_MS is the group session timeout (the test passes the kit's, see
+ * ksafe_test_group_timing()); the heartbeat is a sixth of it.
  * Each record's value is inserted into table PREFIX_applied (marks and
  * offsets go to PREFIX_marks and PREFIX_offsets); the loop's store
  * (SQLite or PostgreSQL, on the same connection) claims the value as the
@@ -113,9 +115,9 @@ int main(int argc, char **argv)
 
     char create[160], marks[64], offsets[64];
 
-    if (argc != 6) {
+    if (argc != 7 || atoi(argv[6]) < 1) {
         fprintf(stderr, "usage: %s BOOTSTRAP TOPIC GROUP "
-                        "sqlite:PATH|pg:CONNINFO PREFIX\n",
+                        "sqlite:PATH|pg:CONNINFO PREFIX SESSION_MS\n",
                 argv[0]);
         return 2;
     }
@@ -181,8 +183,8 @@ int main(int argc, char **argv)
     }
     co.bootstrap_servers = argv[1];
     co.group_id = argv[3];
-    co.session_timeout_ms = 4000;
-    co.heartbeat_interval_ms = 500;
+    co.session_timeout_ms = atoi(argv[6]);
+    co.heartbeat_interval_ms = co.session_timeout_ms / 6;
     co.rdkafka_properties = fast;
     lo.batch_handler = apply;
     lo.batch_size = 200;

@@ -70,20 +70,24 @@ END_TEST
 
 /*
  * A marks the first 60 records of each partition and reads the rest without
- * marking. B joins: every partition that moves to B starts exactly at 60 -
- * the marked records were committed on revoke (no redelivery) and the read
- * but unmarked ones come again (at-least-once, no gap).
+ * marking, then gives partitions up: with cooperative-sticky because B
+ * joins (an incremental revoke), eager by unsubscribing (outside a join:
+ * the embedded cluster refuses commits while a join is under way, real
+ * Kafka only once every member rejoined). The revoke commits exactly the
+ * marks - asserted on the broker - and B starts every partition it gets at
+ * 60: no redelivery of marked records, the read but unmarked ones come
+ * again (at-least-once, no gap).
  */
 START_TEST(revoke_commits_marked_offsets)
 {
     ksafe_assignment_strategy strategy = strategies[_i];
+    int cooperative = strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY;
     char topic[64], group[64];
     member ms[2];
     ksafe_error err;
     int64_t committed[4];
     time_t deadline;
     int p, moved = 0, all;
-    int64_t expect_first = MARKED;
 
     ksafe_test_unique_name(topic, sizeof(topic), "rev");
     ksafe_test_unique_name(group, sizeof(group), "rev-g");
@@ -101,46 +105,63 @@ START_TEST(revoke_commits_marked_offsets)
     } while (!all && time(NULL) < deadline);
     ck_assert_msg(all, "A did not read all records");
 
-    kit_join(tc, &ms[1], topic, group, strategy);
-    ms[1].mark_below = PER_PART;
-    kit_settle(ms, 2, 4);
+    if (cooperative) {
+        kit_join(tc, &ms[1], topic, group, strategy);
+        ms[1].mark_below = PER_PART;
+        kit_settle(ms, 2, 4);
+    } else {
+        /* The revoke runs inside A's next poll, commits, then A leaves. */
+        ck_assert_int_eq(rd_kafka_unsubscribe(ksafe_consumer_rdkafka(ms[0].c)),
+                         0);
+        deadline = time(NULL) + 30;
+        while (ms[0].revoked_events == 0 && time(NULL) < deadline)
+            kit_poll(&ms[0], 100);
+        ck_assert_int_eq(ms[0].revoked_events, 1);
+    }
+    /* What A gave up was committed at its marks, by the revoke. */
+    test_committed(tc, topic, group, 4, committed);
+    for (p = 0; p < 4; p++)
+        if (!ms[0].owned[p])
+            ck_assert_msg(committed[p] == MARKED,
+                          "partition %d revoked from A, committed at %lld, "
+                          "A marked up to %d", p, (long long)committed[p],
+                          MARKED);
+    if (!cooperative) {
+        kit_join(tc, &ms[1], topic, group, strategy);
+        ms[1].mark_below = PER_PART;
+        deadline = time(NULL) + 30;
+        while (kit_owned(&ms[1], 1, 4, NULL) < 4 && time(NULL) < deadline)
+            kit_poll(&ms[1], 100);
+    }
     /* B reads its partitions from where A's marks ended. */
     deadline = time(NULL) + 30;
     for (;;) {
         int waiting = 0;
         for (p = 0; p < 4; p++)
             waiting += ms[1].owned[p] && ms[1].seen[p] < PER_PART - MARKED;
-        if (strategy != KSAFE_ASSIGN_COOPERATIVE_STICKY &&
-            ksafe_test_cluster_is_embedded(tc))
-            for (p = 0; p < 4; p++)
-                waiting += ms[1].owned[p] && ms[1].seen[p] < PER_PART;
         if (!waiting || time(NULL) > deadline)
             break;
         kit_poll(&ms[1], 100);
-        kit_poll(&ms[0], 0);
+        if (cooperative)
+            kit_poll(&ms[0], 0);
     }
-    /* The embedded cluster refuses OffsetCommit while a join is under way
-     * (real Kafka accepts it until all members rejoined), and an eager
-     * member commits on revoke just then: there, the new owner starts at
-     * the last commit (0) - redelivery, never a gap. */
-    if (strategy != KSAFE_ASSIGN_COOPERATIVE_STICKY &&
-        ksafe_test_cluster_is_embedded(tc))
-        expect_first = 0;
     for (p = 0; p < 4; p++) {
         if (!ms[1].owned[p])
             continue;
         moved++;
-        ck_assert_msg(ms[1].first[p] == expect_first,
+        ck_assert_msg(ms[1].first[p] == MARKED,
                       "partition %d: B started at %lld, A marked up to %d", p,
                       (long long)ms[1].first[p], MARKED);
-        ck_assert_int_eq(ms[1].seen[p], PER_PART - expect_first);
+        ck_assert_int_eq(ms[1].seen[p], PER_PART - MARKED);
     }
-    ck_assert_int_eq(moved, 2);
+    ck_assert_int_eq(moved, cooperative ? 2 : 4);
     /* Commit while the group is stable: a member closing right after
      * another left meets the next rebalance, and on the embedded cluster
      * its commit can be refused for a stale generation (close then reports
      * KSAFE_ECOMMIT naming the partitions). */
-    ck_assert_ok(ksafe_consumer_commit(ms[0].c, KSAFE_COMMIT_SYNC, &err), err);
+    if (cooperative)
+        ck_assert_ok(ksafe_consumer_commit(ms[0].c, KSAFE_COMMIT_SYNC, &err),
+                     err);
     ck_assert_ok(ksafe_consumer_commit(ms[1].c, KSAFE_COMMIT_SYNC, &err), err);
     kit_leave(&ms[1]);
     kit_leave(&ms[0]);
@@ -154,55 +175,90 @@ START_TEST(revoke_commits_marked_offsets)
 END_TEST
 
 /*
- * The coordinator is away longer than the session timeout: the member loses
- * its partitions. Nothing is committed for them (the marks are dropped),
- * on_lost and the loop's hook hear of it, and the member gets them back.
+ * A member stops polling for longer than max.poll.interval.ms: librdkafka
+ * leaves the group for it and reports its partitions lost at the next poll,
+ * while the coordinator stays up and goes on accepting commits. Nothing is
+ * committed for them (the 20 marks per partition are dropped), on_lost and
+ * the loop's hook hear of it, and the member gets them back. There the old
+ * marks must not come back either: after a seek to 0 it marks 5 records per
+ * partition, and its commit - which the coordinator accepts - puts 5 on the
+ * broker, not 20.
  */
 START_TEST(lost_partitions_are_never_committed)
 {
     char topic[64], group[64];
-    ksafe_mock_cluster *mc = ksafe_test_cluster_mock(tc);
+    ksafe_consumer_options o;
+    ksafe_commit_policy never = KSAFE_COMMIT_POLICY_INIT;
     member m;
     ksafe_error err;
     int64_t committed[2];
     time_t deadline;
+    struct timespec nap = {6, 0};
 
-    if (!mc) {
-        fprintf(stderr, "lost_partitions: needs the embedded cluster to take "
-                        "the coordinator down; skipped\n");
-        return;
-    }
     ksafe_test_unique_name(topic, sizeof(topic), "lost");
     ksafe_test_unique_name(group, sizeof(group), "lost-g");
     ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
     kit_produce(tc, topic, 2, 20);
-    kit_join(tc, &m, topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    memset(&m, 0, sizeof(m));
+    m.first[0] = m.first[1] = -1;
+    ksafe_test_cluster_consumer_options(tc, &o, group);
+    o.log_cb = kit_log;
+    o.max_poll_interval_ms = o.session_timeout_ms;
+    o.on_assigned = kit_on_assigned;
+    o.on_revoked = kit_on_revoked;
+    o.on_lost = kit_on_lost;
+    o.rebalance_payload = &m;
+    ck_assert_ok(ksafe_consumer_new(&m.c, &o, &err), err);
+    m.c->loop_on_revoke = kit_loop_hook;
+    m.c->loop_arg = &m;
+    never.every_ms = 0;
+    ck_assert_ok(ksafe_consumer_set_commit_policy(m.c, &never, &err), err);
+    {
+        const char *t = topic;
+        ck_assert_ok(ksafe_consumer_subscribe(m.c, &t, 1, &err), err);
+    }
     m.mark_below = 1000;
     deadline = time(NULL) + 30;
     while (m.seen[0] + m.seen[1] < 40 && time(NULL) < deadline)
         kit_poll(&m, 100);
     ck_assert_int_eq(m.seen[0] + m.seen[1], 40);
 
-    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    /* Past max.poll.interval.ms without a poll: the next poll says so. */
+    nanosleep(&nap, NULL);
     deadline = time(NULL) + 30;
-    while (!m.lost_events && time(NULL) < deadline)
-        kit_poll(&m, 100);
-    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
+    while (!m.lost_events && time(NULL) < deadline) {
+        ksafe_message *msg = NULL;
+        int rc = ksafe_consumer_poll(m.c, 100, &msg, &err);
+        ck_assert_msg(rc == 0 || err.rdkafka_code ==
+                                     RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED,
+                      "poll: %s", err.message);
+        ck_assert_ptr_null(msg); /* nothing left to read */
+    }
     ck_assert_int_eq(m.lost_events, 1);
     ck_assert_int_eq(m.loop_lost_calls, 1);
     ck_assert_int_eq(m.revoked_events, 0);
+    test_committed(tc, topic, group, 2, committed);
+    ck_assert_int_eq(committed[0], RD_KAFKA_OFFSET_INVALID);
+    ck_assert_int_eq(committed[1], RD_KAFKA_OFFSET_INVALID);
 
-    /* Back in the group, the marks are gone; mark nothing new: close
-     * commits nothing. */
+    /* Back in the group, the marks are gone. */
     m.mark_below = 0;
     deadline = time(NULL) + 30;
     while (!(m.owned[0] && m.owned[1]) && time(NULL) < deadline)
         kit_poll(&m, 100);
     ck_assert_msg(m.owned[0] && m.owned[1], "partitions not reassigned");
-    kit_leave(&m);
+    ck_assert_ok(ksafe_consumer_seek(m.c, topic, 0, 0, &err), err);
+    ck_assert_ok(ksafe_consumer_seek(m.c, topic, 1, 0, &err), err);
+    m.seen[0] = m.seen[1] = 0;
+    m.mark_below = 5;
+    deadline = time(NULL) + 30;
+    while (m.seen[0] + m.seen[1] < 40 && time(NULL) < deadline)
+        kit_poll(&m, 100);
+    ck_assert_ok(ksafe_consumer_commit(m.c, KSAFE_COMMIT_SYNC, &err), err);
     test_committed(tc, topic, group, 2, committed);
-    ck_assert_int_eq(committed[0], RD_KAFKA_OFFSET_INVALID);
-    ck_assert_int_eq(committed[1], RD_KAFKA_OFFSET_INVALID);
+    ck_assert_int_eq(committed[0], 5);
+    ck_assert_int_eq(committed[1], 5);
+    kit_leave(&m);
 }
 END_TEST
 
@@ -408,6 +464,79 @@ START_TEST(static_member_returns_without_rebalance)
 }
 END_TEST
 
+/*
+ * done() takes only records of the current assignment: A holds the first
+ * record of each partition; B joins, takes one of them (Q), processes all
+ * of Q and leaves (committing it); Q comes back to A. A's record of Q from
+ * before is refused (KSAFE_ESTATE) while B owns Q and after Q came back -
+ * marking it would move Q's position back over B's commit. The record of
+ * the partition A kept, and a record of Q polled after its return, are
+ * taken.
+ */
+START_TEST(done_refuses_records_of_an_earlier_assignment)
+{
+    char topic[64], group[64];
+    ksafe_message *old[2] = {NULL, NULL}, *msg;
+    member ms[2];
+    ksafe_error err;
+    time_t deadline;
+    int q, p;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "epoch");
+    ksafe_test_unique_name(group, sizeof(group), "epoch-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 2, &err), err);
+    kit_produce(tc, topic, 2, 10);
+    kit_join(tc, &ms[0], topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    memset(&ms[1], 0, sizeof(ms[1]));
+    deadline = time(NULL) + 30;
+    while (!(old[0] && old[1]) && time(NULL) < deadline) {
+        ck_assert_ok(ksafe_consumer_poll(ms[0].c, 100, &msg, &err), err);
+        if (msg && !old[ksafe_message_partition(msg)])
+            old[ksafe_message_partition(msg)] = msg;
+        else
+            ksafe_message_free(msg);
+    }
+    ck_assert_msg(old[0] && old[1], "A got no record of each partition");
+
+    kit_join(tc, &ms[1], topic, group, KSAFE_ASSIGN_COOPERATIVE_STICKY);
+    ms[1].mark_below = 1000;
+    kit_settle(ms, 2, 2);
+    q = ms[1].owned[0] ? 0 : 1;
+    ck_assert_int_eq(ksafe_consumer_done(ms[0].c, old[q], &err),
+                     KSAFE_ESTATE);
+    ck_assert_ok(ksafe_consumer_done(ms[0].c, old[1 - q], &err), err);
+    deadline = time(NULL) + 30;
+    while (ms[1].seen[q] < 10 && time(NULL) < deadline) {
+        kit_poll(&ms[1], 50);
+        kit_poll(&ms[0], 0);
+    }
+    ck_assert_int_eq(ms[1].seen[q], 10);
+
+    kit_leave(&ms[1]);
+    kit_settle(ms, 1, 2);
+    ck_assert_int_eq(ksafe_consumer_done(ms[0].c, old[q], &err),
+                     KSAFE_ESTATE);
+    ck_assert_ptr_nonnull(strstr(err.message, "assigned again"));
+    ck_assert_ok(ksafe_consumer_done(ms[0].c, old[1 - q], &err), err);
+    /* A record of Q from the current assignment is taken. */
+    ck_assert_ok(ksafe_consumer_seek(ms[0].c, topic, q, 0, &err), err);
+    deadline = time(NULL) + 30;
+    for (p = -1; p != q && time(NULL) < deadline;) {
+        ck_assert_ok(ksafe_consumer_poll(ms[0].c, 100, &msg, &err), err);
+        if (!msg)
+            continue;
+        p = ksafe_message_partition(msg);
+        if (p == q)
+            ck_assert_ok(ksafe_consumer_done(ms[0].c, msg, &err), err);
+        ksafe_message_free(msg);
+    }
+    ck_assert_int_eq(p, q);
+    ksafe_message_free(old[0]);
+    ksafe_message_free(old[1]);
+    kit_leave(&ms[0]);
+}
+END_TEST
+
 static Suite *consumer_suite(void)
 {
     Suite *s = suite_create("consumer");
@@ -422,6 +551,7 @@ static Suite *consumer_suite(void)
         {"refused_commits", refused_commits_lose_nothing, 1},
         {"commit_policy", commit_policy_commits_by_count, 1},
         {"static_membership", static_member_returns_without_rebalance, 1},
+        {"done_epoch", done_refuses_records_of_an_earlier_assignment, 1},
     };
     size_t i;
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "testutil.h"
+/* The quirk table is an inline function of the consumer's internals. */
+#include "../lib/consumer_internal.h"
 
 static ksafe_consumer *offline(const char *instance_id)
 {
@@ -177,6 +179,45 @@ START_TEST(done_refuses_unassigned_partition)
 }
 END_TEST
 
+/* Each librdkafka workaround applies to the versions with the bug only. */
+START_TEST(quirks_follow_the_linked_version)
+{
+    static const struct {
+        int version;
+        unsigned int sticky, hang, seek;
+    } cases[] = {
+        {0x020002ff, 1, 1, 1}, /* 2.0.2, Debian 12 */
+        {0x02010001, 1, 1, 1}, /* 2.1.0-RC1: not yet fixed */
+        {0x020100ff, 1, 1, 0}, /* 2.1.0: seek timeout fixed (4230) */
+        {0x020201ff, 1, 1, 0},
+        {0x020300ff, 0, 1, 0}, /* 2.3.0: sticky destroy fixed (4312) */
+        {0x020400ff, 0, 0, 0}, /* 2.4.0: close hang fixed (4527) */
+        {0x020a00ff, 0, 0, 0},
+    };
+    ksafe_consumer *c = offline(NULL);
+    ksafe__consumer_quirks q, linked;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ksafe__consumer_quirks_of(cases[i].version, &q);
+        ck_assert_msg(q.sticky_destroy_asserts == cases[i].sticky &&
+                          q.close_hangs_on_assign == cases[i].hang &&
+                          q.seek_timeout_unit == cases[i].seek,
+                      "version 0x%08x: quirks %u%u%u", cases[i].version,
+                      q.sticky_destroy_asserts, q.close_hangs_on_assign,
+                      q.seek_timeout_unit);
+    }
+    /* The consumer decided from the library it runs with. */
+    ksafe__consumer_quirks_of(rd_kafka_version(), &linked);
+    ck_assert_uint_eq(c->quirks.sticky_destroy_asserts,
+                      linked.sticky_destroy_asserts);
+    ck_assert_uint_eq(c->quirks.close_hangs_on_assign,
+                      linked.close_hangs_on_assign);
+    ck_assert_uint_eq(c->quirks.seek_timeout_unit, linked.seek_timeout_unit);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
 static Suite *consumer_unit_suite(void)
 {
     Suite *s = suite_create("consumer_unit");
@@ -199,6 +240,9 @@ static Suite *consumer_unit_suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("done");
     tcase_add_test(t, done_refuses_unassigned_partition);
+    suite_add_tcase(s, t);
+    t = tcase_create("quirks");
+    tcase_add_test(t, quirks_follow_the_linked_version);
     suite_add_tcase(s, t);
     return s;
 }

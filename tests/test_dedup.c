@@ -1216,6 +1216,223 @@ START_TEST(custom_store_validation)
 END_TEST
 #endif
 
+#if defined(TEST_HAVE_PG) && defined(DEDUP_PG_ONLY)
+/* ---- PostgreSQL: a lost connection ------------------------------------- */
+
+/* Ends the server process behind `victim` from a second connection, as a
+ * dropped connection or a DBA would, and waits until it is gone. */
+static void pg_kill_backend(PGconn *victim)
+{
+    PGconn *c = pg_connect();
+    char sql[160];
+    int i, gone = 0;
+
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d)",
+             PQbackendPID(victim));
+    pg_exec(c, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE pid = %d",
+             PQbackendPID(victim));
+    for (i = 0; i < 100 && !gone; i++) {
+        PGresult *r = PQexec(c, sql);
+        struct timespec pause = {0, 50 * 1000000L};
+        gone = PQresultStatus(r) == PGRES_TUPLES_OK &&
+               atoi(PQgetvalue(r, 0, 0)) == 0;
+        PQclear(r);
+        if (!gone)
+            nanosleep(&pause, NULL);
+    }
+    PQfinish(c);
+    ck_assert_msg(gone, "backend %d still there", PQbackendPID(victim));
+}
+
+/* A store error that says what libpq said, retriable. */
+static void assert_lost(int rc, const ksafe_error *err, const char *what)
+{
+    ck_assert_msg(rc == KSAFE_ESTORE, "%s after a lost connection returned %d "
+                                      "(%s), not KSAFE_ESTORE",
+                  what, rc, err->message);
+    ck_assert_msg(strstr(err->message, "postgresql dedup store") != NULL,
+                  "%s: %s", what, err->message);
+    ck_assert_msg(err->flags & KSAFE_ERROR_RETRIABLE,
+                  "%s: a lost connection is worth another try: %s", what,
+                  err->message);
+}
+
+/*
+ * The application's connection, shared with the store, is cut mid-batch:
+ * the commit fails (the claim, the mark and the effect were lost with the
+ * transaction: none of them is reported done or is there), and the next
+ * batch reconnects and does the work once.
+ */
+START_TEST(pg_reconnects_after_a_lost_connection)
+{
+    ksafe_dedup_store *s;
+    ksafe_dedup_status st;
+    ksafe_error err;
+    int pid;
+
+    pg_app_open();
+    ck_assert_ok(pg_app_store(&s, &err), err);
+    process(s, "before");
+
+    /* lost before the commit */
+    begin(s);
+    ck_assert_int_eq(claim(s, "a"), KSAFE_DEDUP_NEW);
+    pg_app_write("a");
+    mark(s, "a");
+    pid = PQbackendPID(app_conn);
+    pg_kill_backend(app_conn);
+    assert_lost(ksafe_dedup_commit(s, &err), &err, "commit");
+    ck_assert_int_eq(ksafe_dedup_in_transaction(s), 0);
+    ck_assert_int_eq(pg_app_count(), 0);
+
+    /* the next batch reconnects; the lost one left nothing behind */
+    ck_assert_ok(ksafe_dedup_begin(s, &err), err);
+    ck_assert_int_ne(PQbackendPID(app_conn), pid);
+    ck_assert_int_eq(claim(s, "a"), KSAFE_DEDUP_NEW);
+    pg_app_write("a");
+    mark(s, "a");
+    commit(s);
+    ck_assert_int_eq(pg_app_count(), 1);
+    ck_assert_int_eq(peek(s, "a"), KSAFE_DEDUP_DUPLICATE);
+    ck_assert_int_eq(peek(s, "before"), KSAFE_DEDUP_DUPLICATE);
+
+    /* lost between two claims */
+    begin(s);
+    ck_assert_int_eq(claim(s, "b"), KSAFE_DEDUP_NEW);
+    pg_app_write("b");
+    mark(s, "b");
+    pg_kill_backend(app_conn);
+    assert_lost(ksafe_dedup_claim(s, KEY("c"), &st, &err), &err, "claim");
+    ck_assert_ok(ksafe_dedup_rollback(s, &err), err);
+    ck_assert_int_eq(peek(s, "b"), KSAFE_DEDUP_NEW);
+    ck_assert_int_eq(pg_app_count(), 1);
+
+    /* lost between batches: begin itself reconnects */
+    pg_kill_backend(app_conn);
+    process(s, "d");
+    ck_assert_int_eq(peek(s, "d"), KSAFE_DEDUP_DUPLICATE);
+    ksafe_dedup_store_free(s);
+    pg_app_close();
+}
+END_TEST
+
+/* Runs .ci/postgres.sh restart: the server stops (cutting every
+ * connection) and starts again on the same port. */
+static void pg_restart_server(void)
+{
+    const char *script = getenv("KSAFE_PG_SCRIPT");
+    char cmd[700];
+
+    ck_assert_msg(script && *script, "KSAFE_PG_SCRIPT is not set");
+    snprintf(cmd, sizeof(cmd), "bash '%s' restart >/dev/null 2>&1", script);
+    ck_assert_msg(system(cmd) == 0,
+                  "%s restart failed: is KSAFE_PG_DIR the directory of the "
+                  "server KSAFE_TEST_PG names?",
+                  script);
+}
+
+/*
+ * The server restarts mid-batch under a store with its own connection:
+ * the batch fails, what was committed before is still there, the next
+ * batch reconnects.
+ */
+START_TEST(pg_reconnects_after_a_server_restart)
+{
+    ksafe_dedup_store *s;
+    ksafe_error err;
+
+    ck_assert_ok(open_pg(&s, &err), err);
+    process(s, "x");
+    begin(s);
+    ck_assert_int_eq(claim(s, "y"), KSAFE_DEDUP_NEW);
+    mark(s, "y");
+    pg_restart_server();
+    assert_lost(ksafe_dedup_commit(s, &err), &err, "commit");
+    ck_assert_ok(ksafe_dedup_begin(s, &err), err);
+    ck_assert_int_eq(claim(s, "y"), KSAFE_DEDUP_NEW);
+    mark(s, "y");
+    commit(s);
+    ck_assert_int_eq(peek(s, "x"), KSAFE_DEDUP_DUPLICATE);
+    ck_assert_int_eq(peek(s, "y"), KSAFE_DEDUP_DUPLICATE);
+
+    /* a restart between batches */
+    pg_restart_server();
+    process(s, "z");
+    ksafe_dedup_store_free(s);
+}
+END_TEST
+
+/* The server is gone and stays gone: begin fails as a store error naming
+ * the reason, after one bounded attempt. */
+START_TEST(pg_begin_reports_a_failed_reconnect)
+{
+    ksafe_dedup_pg_options o = KSAFE_DEDUP_PG_OPTIONS_INIT;
+    ksafe_dedup_store *s;
+    ksafe_error err;
+    PGconn *c = pg_connect();
+    char sql[200];
+    time_t start;
+    int rc;
+
+    /* The tables belong to the usual user, so the role can go at the end. */
+    ck_assert_ok(open_pg(&s, &err), err);
+    ksafe_dedup_store_free(s);
+    /* A role that may log in once: after the cut it cannot come back. */
+    snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s_once", marks_t);
+    pg_exec(c, sql);
+    snprintf(sql, sizeof(sql), "CREATE ROLE %s_once LOGIN SUPERUSER",
+             marks_t);
+    pg_exec(c, sql);
+    snprintf(sql, sizeof(sql), "%s user=%s_once connect_timeout=5",
+             pg_conninfo(), marks_t);
+    o.conninfo = sql;
+    o.marks_table = marks_t;
+    o.offsets_table = offsets_t;
+    o.clock = fake_clock;
+    ck_assert_ok(ksafe_dedup_pg_new(&s, &o, &err), err);
+    process(s, "p");
+    {
+        char q[200];
+        snprintf(q, sizeof(q), "ALTER ROLE %s_once NOLOGIN", marks_t);
+        pg_exec(c, q);
+        snprintf(q, sizeof(q),
+                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE usename = '%s_once'",
+                 marks_t);
+        pg_exec(c, q);
+    }
+    start = time(NULL);
+    do {
+        rc = ksafe_dedup_begin(s, &err);
+        if (rc == 0) /* not cut yet */
+            ck_assert_ok(ksafe_dedup_rollback(s, &err), err);
+    } while (rc == 0 && time(NULL) - start < 10);
+    assert_lost(rc, &err, "begin");
+    ck_assert_msg(strstr(err.message, "reconnect") != NULL, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.message, "not permitted to log in") != NULL,
+                  "the libpq reason is missing: %s", err.message);
+    ck_assert_int_eq(ksafe_dedup_in_transaction(s), 0);
+    ksafe_dedup_store_free(s);
+    snprintf(sql, sizeof(sql), "DROP ROLE IF EXISTS %s_once", marks_t);
+    pg_exec(c, sql);
+    PQfinish(c);
+}
+END_TEST
+
+static void add_pg(Suite *s, const char *name, const TTest *test)
+{
+    TCase *t = tcase_create(name);
+
+    tcase_add_checked_fixture(t, ctx_up, ctx_down);
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, test);
+    suite_add_tcase(s, t);
+}
+#endif
+
 /* ---- suite -------------------------------------------------------------- */
 
 static void add_loop(Suite *s, const char *name, const TTest *test, int from)
@@ -1264,6 +1481,14 @@ static Suite *dedup_suite(void)
              first_durable);
     add_loop(s, "concurrent_claim_rollback", concurrent_claim_rollback,
              first_durable);
+#if defined(TEST_HAVE_PG) && defined(DEDUP_PG_ONLY)
+    add_pg(s, "pg_reconnects_after_a_lost_connection",
+           pg_reconnects_after_a_lost_connection);
+    add_pg(s, "pg_reconnects_after_a_server_restart",
+           pg_reconnects_after_a_server_restart);
+    add_pg(s, "pg_begin_reports_a_failed_reconnect",
+           pg_begin_reports_a_failed_reconnect);
+#endif
 #ifndef DEDUP_PG_ONLY
     add_one(s, "memory_capacity_evicts_oldest", memory_capacity_evicts_oldest);
     add_one(s, "memory_ttl", memory_ttl);

@@ -130,6 +130,69 @@ START_TEST(unique_names_differ)
 }
 END_TEST
 
+/* Topics through a bootstrap string, as on a real cluster: an existing
+ * topic is checked, a missing one is never auto-created by the check. */
+START_TEST(ensure_topic_checks_and_never_auto_creates)
+{
+    const char *bs = ksafe_mock_cluster_bootstrap(mc);
+    char topic[64], missing[64];
+    ksafe_error err;
+    int n = -1, rc;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "ensure");
+    ksafe_test_unique_name(missing, sizeof(missing), "ensure-missing");
+    ck_assert_ok(ksafe_mock_cluster_create_topic(mc, topic, 3, &err), err);
+    ck_assert_ok(ksafe_cluster_ensure_topic(bs, topic, 3, 10000, &err), err);
+    ck_assert_ok(ksafe_cluster_topic_partitions(bs, topic, &n, 10000, &err),
+                 err);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(ksafe_cluster_ensure_topic(bs, topic, 5, 10000, &err),
+                     KSAFE_EINVAL);
+    ck_assert_msg(strstr(err.message, "exists with 3 partition(s), not the "
+                                      "5 needed") != NULL,
+                  "%s", err.message);
+
+    /* The embedded cluster cannot create topics by the admin API: a clear
+     * error, and no topic made behind our back with a default count. */
+    rc = ksafe_cluster_ensure_topic(bs, missing, 8, 2000, &err);
+    ck_assert_msg(rc == KSAFE_ETIMEDOUT || rc == KSAFE_EKAFKA, "rc %d: %s",
+                  rc, err.message);
+    ck_assert_msg(strstr(err.message, missing) != NULL &&
+                      strstr(err.message, "admin API") != NULL,
+                  "%s", err.message);
+    ck_assert_int_eq(ksafe_cluster_topic_partitions(bs, missing, &n, 10000,
+                                                    &err),
+                     KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "does not exist"));
+    ck_assert_int_eq(n, 0);
+
+    ck_assert_int_eq(ksafe_cluster_ensure_topic(NULL, topic, 3, 1000, &err),
+                     KSAFE_EINVAL);
+    ck_assert_int_eq(ksafe_cluster_ensure_topic(bs, topic, 0, 1000, &err),
+                     KSAFE_EINVAL);
+}
+END_TEST
+
+/* The kit's create_topic on the embedded cluster: again with the same
+ * count is fine, with another count it is an error. */
+START_TEST(test_cluster_create_topic_checks_the_count)
+{
+    ksafe_test_cluster *t;
+    char topic[64];
+    ksafe_error err;
+
+    unsetenv(KSAFE_TEST_BOOTSTRAP_ENV);
+    ck_assert_ok(ksafe_test_cluster_new(&t, &err), err);
+    ksafe_test_unique_name(topic, sizeof(topic), "kit-topic");
+    ck_assert_ok(ksafe_test_cluster_create_topic(t, topic, 2, &err), err);
+    ck_assert_ok(ksafe_test_cluster_create_topic(t, topic, 2, &err), err);
+    ck_assert_int_eq(ksafe_test_cluster_create_topic(t, topic, 4, &err),
+                     KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "2 partition(s)"));
+    ksafe_test_cluster_free(t);
+}
+END_TEST
+
 static Suite *mock_suite(void)
 {
     Suite *s = suite_create("mock");
@@ -140,10 +203,12 @@ static Suite *mock_suite(void)
     tcase_add_test(tc, bootstrap_lists_every_broker_on_loopback);
     tcase_add_test(tc, created_topic_is_visible_in_metadata);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, ensure_topic_checks_and_never_auto_creates);
     suite_add_tcase(s, tc);
     tcase_add_test(kit, bad_broker_count_is_refused);
     tcase_add_test(kit, test_cluster_honours_environment);
     tcase_add_test(kit, unique_names_differ);
+    tcase_add_test(kit, test_cluster_create_topic_checks_the_count);
     suite_add_tcase(s, kit);
     return s;
 }

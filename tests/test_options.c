@@ -422,6 +422,76 @@ START_TEST(safe_values_pass_the_guard)
 }
 END_TEST
 
+/*
+ * Validate answers as _new does: every property _new refuses (an unsafe
+ * override, a property librdkafka does not know, a value it refuses) is
+ * refused by validate with the same code and message, and what _new
+ * accepts validates.
+ */
+typedef struct same_case {
+    int consumer, allow_unsafe;
+    const char *key, *value;
+    int code;
+} same_case;
+
+static const same_case same_cases[] = {
+    {1, 0, "enable.auto.commit", "true", KSAFE_EUNSAFE},
+    {1, 0, "enable.auto.offset.store", "1", KSAFE_EUNSAFE},
+    {1, 0, "isolation.level", "read_uncommitted", KSAFE_EUNSAFE},
+    {1, 0, "no.such.property", "1", KSAFE_EINVAL},
+    {1, 0, "session.timeout.ms", "soon", KSAFE_EINVAL},
+    {1, 1, "enable.auto.commit", "true", 0},
+    {0, 0, "acks", "1", KSAFE_EUNSAFE},
+    {0, 0, "enable.idempotence", "false", KSAFE_EUNSAFE},
+    {0, 0, "max.in.flight", "6", KSAFE_EUNSAFE},
+    {0, 0, "no.such.property", "1", KSAFE_EINVAL},
+    {0, 0, "linger.ms", "later", KSAFE_EINVAL},
+    {0, 1, "enable.idempotence", "false", 0},
+    /* allowed by allow_unsafe, but librdkafka refuses them beside the
+     * preset's idempotence */
+    {0, 1, "acks", "1", KSAFE_EINVAL},
+    {0, 1, "max.in.flight.requests.per.connection", "6", KSAFE_EINVAL},
+    {0, 1, "retries", "0", KSAFE_EINVAL},
+};
+
+START_TEST(validate_refuses_what_new_refuses)
+{
+    const same_case *u = &same_cases[_i];
+    const char *props[] = {u->key, u->value, NULL};
+    ksafe_error by_new, by_validate;
+    int rc_new, rc_validate;
+
+    memset(&by_new, 0, sizeof(by_new));
+    memset(&by_validate, 0, sizeof(by_validate));
+    if (u->consumer) {
+        ksafe_consumer_options o = copts();
+        ksafe_consumer *c = NULL;
+        o.rdkafka_properties = props;
+        o.allow_unsafe = u->allow_unsafe;
+        rc_validate = ksafe_consumer_options_validate(&o, &by_validate);
+        rc_new = ksafe_consumer_new(&c, &o, &by_new);
+        ksafe_consumer_free(c);
+    } else {
+        ksafe_producer_options o = popts();
+        ksafe_producer *p = NULL;
+        o.rdkafka_properties = props;
+        o.allow_unsafe = u->allow_unsafe;
+        rc_validate = ksafe_producer_options_validate(&o, &by_validate);
+        rc_new = ksafe_producer_new(&p, &o, &by_new);
+        ksafe_producer_free(p);
+    }
+    ck_assert_int_eq(rc_new, u->code);
+    ck_assert_msg(rc_validate == u->code,
+                  "%s=%s: validate returned %d (%s), _new %d (%s)", u->key,
+                  u->value, rc_validate, by_validate.message, rc_new,
+                  by_new.message);
+    if (u->code) {
+        ck_assert_str_eq(by_validate.message, by_new.message);
+        ck_assert_ptr_nonnull(strstr(by_validate.message, u->key));
+    }
+}
+END_TEST
+
 typedef struct log_capture {
     int warnings;
     char last[1024];
@@ -546,6 +616,8 @@ static Suite *options_suite(void)
                         (int)(sizeof(unsafe_cases) / sizeof(unsafe_cases[0])));
     tcase_add_test(guard, safe_values_pass_the_guard);
     tcase_add_test(guard, allow_unsafe_applies_and_warns_once);
+    tcase_add_loop_test(guard, validate_refuses_what_new_refuses, 0,
+                        (int)(sizeof(same_cases) / sizeof(same_cases[0])));
     suite_add_tcase(s, guard);
 
     tcase_add_test(secrets, secrets_never_reach_error_messages);

@@ -2,9 +2,11 @@
  * tests/test_producer.c - the safe producer: record checks, placement,
  * async reports under injected faults, sync sends, close accounting, fatal
  * error recovery and transactions. On the embedded cluster by default (fault
- * injection needs it), on KSAFE_TEST_BOOTSTRAP's cluster when set (then the
- * assertions that need real transaction semantics run too).
+ * injection needs it), on KSAFE_TEST_BOOTSTRAP's cluster when set. What only
+ * a real broker shows (read_committed, fencing, transactional offsets) is in
+ * tests/test_real_cluster.c.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -557,6 +559,99 @@ START_TEST(close_counts_what_it_could_not_deliver)
 }
 END_TEST
 
+/* ---- without a delivery callback --------------------------------------- */
+
+/* The producer's error-level delivery lines, from any thread. */
+typedef struct failure_log {
+    pthread_mutex_t lock;
+    const char *topic;
+    int lines, without_topic, with_payload;
+} failure_log;
+
+static void capture_failures(int level, const char *fac, const char *msg,
+                             void *payload)
+{
+    failure_log *fl = payload;
+
+    if (level > KSAFE_LOG_ERR || strcmp(fac, "DELIVERY") != 0)
+        return;
+    pthread_mutex_lock(&fl->lock);
+    fl->lines++;
+    if (!strstr(msg, fl->topic) || !strstr(msg, "timed out"))
+        fl->without_topic++;
+    if (strstr(msg, "value-"))
+        fl->with_payload++;
+    pthread_mutex_unlock(&fl->lock);
+}
+
+static int failure_lines(failure_log *fl)
+{
+    int n;
+
+    pthread_mutex_lock(&fl->lock);
+    n = fl->lines;
+    pthread_mutex_unlock(&fl->lock);
+    return n;
+}
+
+START_TEST(failures_without_a_callback_are_logged_and_returned)
+{
+    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64];
+    static failure_log fl = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
+    int64_t deadline;
+
+    if (!mc)
+        return;
+    new_topic(topic, sizeof(topic), "no-cb", 2);
+    fl.topic = topic;
+    ksafe_test_cluster_producer_options(tc, &o);
+    o.log_cb = capture_failures;
+    o.log_payload = &fl;
+    o.delivery_timeout_ms = 1500;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    send_range(p, topic, 0, 2, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+
+    /* Each failure is logged at error level, and flush says how many. */
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    send_range(p, topic, 2, 6, KEYS);
+    ck_assert_int_eq(ksafe_producer_flush(p, 30000, &err),
+                     KSAFE_EUNDELIVERED);
+    ck_assert_int_eq(err.code, KSAFE_EUNDELIVERED);
+    ck_assert_msg(strstr(err.message, "4 records"), "%s", err.message);
+    ck_assert_int_eq(failure_lines(&fl), 4);
+    ck_assert_int_eq(fl.without_topic, 0);
+    ck_assert_int_eq(fl.with_payload, 0);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_uint_eq(st.failed, 4);
+    ck_assert_uint_eq(st.held, 0);
+    /* Counted once: the next flush starts from zero. */
+    ck_assert_ok(ksafe_producer_flush(p, 1000, &err), err);
+
+    /* Failures served by a poll, not a flush, are close's to report. */
+    send_range(p, topic, 6, 8, KEYS);
+    deadline = now_ms() + 20000;
+    while (failure_lines(&fl) < 6 && now_ms() < deadline)
+        ksafe_producer_poll(p, 100);
+    ck_assert_int_eq(failure_lines(&fl), 6);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
+    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_EUNDELIVERED);
+    ck_assert_msg(strstr(err.message, "2 records"), "%s", err.message);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_uint_eq(st.failed, 6);
+    st.version = 99;
+    ck_assert_int_eq(ksafe_producer_get_stats(p, &st, &err), KSAFE_EVERSION);
+    ksafe_producer_free(p);
+}
+END_TEST
+
 /* ---- queue full -------------------------------------------------------- */
 
 static const char *const small_queue[] = {
@@ -793,6 +888,7 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
     static reports r;
     static handback h;
     static consumed c;
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
     size_t rescued = 0;
     int i;
 
@@ -821,6 +917,10 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
     ck_assert_uint_eq(rescued, 30);
     ck_assert_int_eq(h.count, 30);
     ck_assert_int_eq(h.bad, 0);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.handed_back, 30);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.delivered, 10);
     for (i = 10; i < 40; i++)
         ck_assert_int_eq(h.seen[i], 1);
     ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
@@ -831,6 +931,84 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
     ksafe_producer_free(p);
     consume_back(topic, 2, 40, KEYS, &c);
     assert_exactly_once(&c, 0, 40);
+}
+END_TEST
+
+/* Every record a send accepted is in exactly one count. */
+static void assert_accounted(ksafe_producer *p, uint64_t sent)
+{
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
+    ksafe_error err;
+
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_msg(st.delivered + st.failed + st.held + st.handed_back +
+                          st.in_flight ==
+                      sent,
+                  "sent %llu: delivered %llu failed %llu held %llu handed "
+                  "back %llu in flight %llu",
+                  (unsigned long long)sent,
+                  (unsigned long long)st.delivered,
+                  (unsigned long long)st.failed, (unsigned long long)st.held,
+                  (unsigned long long)st.handed_back,
+                  (unsigned long long)st.in_flight);
+}
+
+/*
+ * A fatal error while the broker is down: recover waits for the failed
+ * instance to give back every record before replacing it, re-sends them,
+ * and once the broker is back each is delivered exactly once.
+ */
+START_TEST(recover_during_an_outage_accounts_for_every_record)
+{
+    ksafe_mock_cluster *mc = mock_or_skip("taking the broker down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    ksafe_producer_stats st = KSAFE_PRODUCER_STATS_INIT;
+    char topic[64];
+    static reports r;
+    static consumed c;
+    size_t rescued = 0;
+    int i;
+
+    if (!mc)
+        return;
+    memset(&r, 0, sizeof(r));
+    new_topic(topic, sizeof(topic), "fatal-down", 2);
+    producer_options(&o, &r);
+    o.delivery_timeout_ms = 30000;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    send_range(p, topic, 0, 5, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    send_range(p, topic, 5, 35, KEYS);
+    ksafe_producer_poll(p, 200);
+    assert_accounted(p, 35);
+    trigger_fatal(p);
+    ck_assert_int_eq(ksafe_producer_flush(p, 1000, &err), KSAFE_EFATAL);
+    assert_accounted(p, 35);
+    ck_assert_ok(ksafe_producer_recover(p, KSAFE_RECOVER_RESEND, NULL, NULL,
+                                        &rescued, &err),
+                 err);
+    ck_assert_uint_eq(rescued, 30);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.held, 0);
+    ck_assert_uint_eq(st.in_flight, 30);
+    assert_accounted(p, 35);
+    ck_assert_int_eq(r.failed, 0);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 35);
+    for (i = 0; i < 35; i++)
+        ck_assert_msg(r.seen[i] == 1, "record %d reported %d times", i,
+                      r.seen[i]);
+    ck_assert_ok(ksafe_producer_get_stats(p, &st, &err), err);
+    ck_assert_uint_eq(st.delivered, 35);
+    ck_assert_uint_eq(st.in_flight, 0);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+    consume_back(topic, 2, 35, KEYS, &c);
+    assert_exactly_once(&c, 0, 35);
 }
 END_TEST
 
@@ -947,7 +1125,6 @@ START_TEST(aborted_transaction_is_quiet_and_accounted)
     ksafe_error err;
     char topic[64], txn_id[64];
     static reports r;
-    static consumed c;
     int i;
 
     memset(&r, 0, sizeof(r));
@@ -977,14 +1154,6 @@ START_TEST(aborted_transaction_is_quiet_and_accounted)
     ck_assert_ok(ksafe_txn_commit(p, -1, &err), err);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
     ksafe_producer_free(p);
-
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        printf("SKIP (embedded cluster): read_committed filtering of the "
-               "aborted records needs a real broker\n");
-        return;
-    }
-    consume_back(topic, 2, 10, KEYS, &c);
-    assert_exactly_once(&c, 20, 30);
 }
 END_TEST
 
@@ -1003,7 +1172,7 @@ START_TEST(close_aborts_an_open_transaction)
     ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
     ck_assert_ok(ksafe_txn_begin(p, &err), err);
     send_range(p, topic, 0, 6, KEYS);
-    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_EUNDELIVERED);
+    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_ETXNABORTED);
     ck_assert_ptr_nonnull(strstr(err.message, "6 records"));
     ck_assert_ptr_nonnull(strstr(err.message, "transaction was aborted"));
     ck_assert_int_eq(r.failed, 6);
@@ -1049,6 +1218,65 @@ START_TEST(abortable_error_aborts_for_the_caller)
     ck_assert_ok(ksafe_txn_commit(p, -1, &err), err);
     ck_assert_int_eq(r.delivered, 1);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+END_TEST
+
+/* Records acknowledged inside a transaction that close aborts are lost to
+ * read_committed readers all the same: close must say so. */
+START_TEST(close_reports_an_acknowledged_open_transaction)
+{
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64], txn_id[64];
+    static reports r;
+
+    memset(&r, 0, sizeof(r));
+    new_topic(topic, sizeof(topic), "txn-close-acked", 1);
+    txn_options(&o, &r, txn_id, sizeof(txn_id));
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    ck_assert_ok(ksafe_txn_begin(p, &err), err);
+    send_range(p, topic, 0, 5, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 5);
+    ck_assert_int_eq(ksafe_producer_close(p, &err), KSAFE_ETXNABORTED);
+    ck_assert_int_eq(err.code, KSAFE_ETXNABORTED);
+    ck_assert_msg(strstr(err.message, "5 records") &&
+                      strstr(err.message, "aborted"),
+                  "%s", err.message);
+    ck_assert_int_eq(r.failed, 0);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+END_TEST
+
+START_TEST(close_reports_an_abort_that_failed)
+{
+    ksafe_mock_cluster *mc = mock_or_skip("taking the coordinator down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64], txn_id[64];
+    static reports r;
+
+    if (!mc)
+        return;
+    memset(&r, 0, sizeof(r));
+    new_topic(topic, sizeof(topic), "txn-close-down", 1);
+    txn_options(&o, &r, txn_id, sizeof(txn_id));
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    ck_assert_ok(ksafe_txn_begin(p, &err), err);
+    send_range(p, topic, 0, 3, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_int_eq(r.delivered, 3);
+    ck_assert_ok(ksafe_mock_cluster_broker_down(mc, 1, &err), err);
+    ck_assert_int_eq(ksafe_producer_close_timeout(p, 1000, &err),
+                     KSAFE_ETXNABORTED);
+    ck_assert_msg(strstr(err.message, "3 records") &&
+                      strstr(err.message, "abort failed"),
+                  "%s", err.message);
+    ck_assert_ok(ksafe_mock_cluster_broker_up(mc, 1, &err), err);
     ksafe_producer_free(p);
 }
 END_TEST
@@ -1133,54 +1361,9 @@ START_TEST(offsets_join_the_transaction)
     ck_assert_int_eq(r.delivered, 6);
     ck_assert_ok(ksafe_producer_close(p, &err), err);
     ksafe_producer_free(p);
-
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        printf("SKIP (embedded cluster): it drops transactional offset "
-               "commits; checking the stored offset needs a real broker\n");
-    } else {
-        rd_kafka_topic_partition_list_t *got =
-            rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(got, topic, 0);
-        ck_assert_int_eq(
-            rd_kafka_committed(ksafe_consumer_rdkafka(c), got, 10000), 0);
-        ck_assert_int_eq(got->elems[0].offset, 5);
-        rd_kafka_topic_partition_list_destroy(got);
-    }
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_consumer_group_metadata_destroy(meta);
     ksafe_consumer_free(c);
-}
-END_TEST
-
-/* A newer instance with the same transactional_id fences the older one. */
-START_TEST(fenced_producer_gets_a_fatal_error)
-{
-    ksafe_producer_options o;
-    ksafe_producer *old, *newer;
-    ksafe_error err;
-    char topic[64], txn_id[64];
-    static reports r;
-    int rc;
-
-    if (ksafe_test_cluster_is_embedded(tc)) {
-        printf("SKIP (embedded cluster): it does not fence producers; "
-               "set KSAFE_TEST_BOOTSTRAP to run this\n");
-        return;
-    }
-    memset(&r, 0, sizeof(r));
-    new_topic(topic, sizeof(topic), "txn-fence", 1);
-    txn_options(&o, &r, txn_id, sizeof(txn_id));
-    ck_assert_ok(ksafe_producer_new(&old, &o, &err), err);
-    ck_assert_ok(ksafe_txn_begin(old, &err), err);
-    send_range(old, topic, 0, 3, KEYS);
-    ck_assert_ok(ksafe_producer_new(&newer, &o, &err), err);
-    ck_assert_ok(ksafe_txn_init(newer, -1, &err), err);
-    rc = ksafe_txn_commit(old, -1, &err);
-    ck_assert_msg(rc == KSAFE_EFATAL || rc == KSAFE_ETXNABORTED,
-                  "commit of a fenced producer returned %d: %s", rc,
-                  err.message);
-    ksafe_producer_free(old);
-    ksafe_producer_free(newer);
 }
 END_TEST
 
@@ -1201,6 +1384,10 @@ static Suite *producer_suite(void)
         {"fatal resend", fatal_error_then_resend_delivers_each_record_once},
         {"fatal hand back", fatal_error_then_hand_back_returns_each_record},
         {"fatal close", close_after_fatal_error_reports_held_records},
+        {"no callback", failures_without_a_callback_are_logged_and_returned},
+        {"fatal outage", recover_during_an_outage_accounts_for_every_record},
+        {"txn close acked", close_reports_an_acknowledged_open_transaction},
+        {"txn close abort fails", close_reports_an_abort_that_failed},
         {"txn safety",
          transactions_keep_idempotence_even_when_unsafe_is_allowed},
         {"txn commit", committed_transaction_delivers_its_records},
@@ -1209,7 +1396,6 @@ static Suite *producer_suite(void)
         {"txn abortable", abortable_error_aborts_for_the_caller},
         {"txn fatal", fatal_error_in_transaction_hands_records_back},
         {"txn offsets", offsets_join_the_transaction},
-        {"txn fencing", fenced_producer_gets_a_fatal_error},
     };
     size_t i;
 

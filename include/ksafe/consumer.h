@@ -130,12 +130,22 @@ KSAFE_EXTERN int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms,
 
 /**
  * Marks `msg` processed: its offset + 1 becomes the next commit position of
- * its partition. Does not commit, does not allocate or lock: call it per
- * record. Marking an older record than the last marked one of the partition
- * is ignored (positions never move back). Not thread-safe: call it from the
- * thread that polls. Errors: KSAFE_EINVAL (NULL), KSAFE_ESTATE when the
- * record's partition is no longer assigned to this member (it was revoked or
- * lost; the record will be delivered to the new owner).
+ * its partition. The position is a high-water mark: marking a later record
+ * marks every earlier one of its partition, so call it for a record only
+ * once every earlier record of that partition is processed too. Marking an
+ * older record than the last marked one of the partition is ignored
+ * (positions never move back). Does not commit, does not allocate or lock:
+ * call it per record. Not thread-safe: call it from the thread that polls.
+ *
+ * Errors: KSAFE_EINVAL (NULL); KSAFE_ESTATE when the record's partition is
+ * no longer assigned to this member (revoked or lost: the record will be
+ * delivered to the new owner), or was revoked and assigned to it again
+ * since the record was polled and the record lies before where the new
+ * assignment's delivery began (marking it would move the position back;
+ * the new assignment delivers it again if it is still due). A record of an
+ * earlier assignment at or past that point is the same record the new
+ * assignment delivers; it is taken. Records polled other than with
+ * ksafe_consumer_poll() are judged by librdkafka's position only.
  */
 KSAFE_EXTERN int ksafe_consumer_done(ksafe_consumer *c,
                                      const ksafe_message *msg,
@@ -155,7 +165,8 @@ typedef enum ksafe_commit_mode {
  * SYNC waits for the answer; a commit refused while a rebalance is in
  * progress or while the coordinator moves is retried for about 1.5 s before
  * KSAFE_ECOMMIT (flag KSAFE_ERROR_RETRIABLE) is returned; the message names
- * the partitions left uncommitted. ASYNC sends and returns; at most one
+ * the partitions left uncommitted. Called from a rebalance hook it makes one
+ * attempt: the group cannot move on while the hook runs. ASYNC sends and returns; at most one
  * asynchronous commit is in flight, its result is read inside the next
  * ksafe_consumer_poll()/commit call, and a refused position stays
  * uncommitted and goes out again with the next commit. A position is only
@@ -219,16 +230,6 @@ KSAFE_EXTERN int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
                                      ksafe_error *err);
 
 /**
- * Asks the loop driving this consumer to stop. Only sets a flag: safe from a
- * signal handler and from any thread. ksafe_consumer_poll() does not react
- * to it; loops check ksafe_consumer_stop_requested().
- */
-KSAFE_EXTERN void ksafe_consumer_stop(ksafe_consumer *c);
-
-/** 1 once ksafe_consumer_stop() was called, else 0. */
-KSAFE_EXTERN int ksafe_consumer_stop_requested(const ksafe_consumer *c);
-
-/**
  * Writes a stable group.instance.id for static membership into `buf`:
  * "<host>-<suffix>", the host name with characters Kafka does not accept in
  * an id replaced by '-' (and shortened if needed), and `suffix` (e.g. the
@@ -245,27 +246,37 @@ KSAFE_EXTERN int ksafe_group_instance_id(char *buf, size_t size,
 
 /**
  * Commits what was marked, leaves the group and stops fetching. Rebalance
- * hooks (on_revoked) run inside it. Returns KSAFE_ECOMMIT (after still
- * closing) when marked offsets could not be committed; the message names the
- * partitions. Calling it twice is harmless.
+ * hooks (on_revoked) run inside it; a commit refused mid-rebalance is
+ * retried while close keeps serving the group (records polled meanwhile are
+ * dropped unmarked: they come again). Returns KSAFE_ECOMMIT (after still
+ * closing) when any marked position could not be committed, by close itself
+ * or by a revoke or loss during close; the message names each such
+ * partition and offset ("topic [p] at offset"), and each is also logged at
+ * error level. Calling it twice is harmless (the second call returns 0).
  *
- * librdkafka 2.0.2 can abort a cooperative consumer closed between its first
- * JoinGroup and its first assignment, and can hang when an assignment
- * arrives during close: close therefore waits (bounded by the session
- * timeout plus a few seconds) for the first assignment, unsubscribes, waits
- * for the assignment to be empty, and only then closes. Closing right after
- * subscribe thus takes as long as a group join.
+ * Workarounds, each applied only when the linked librdkafka has the bug
+ * (rd_kafka_version()): before 2.4.0 an assignment arriving during close
+ * can hang it, so close unsubscribes and waits for the assignment to be
+ * empty first. Before 2.3.0 destroying a cooperative-sticky consumer whose
+ * JoinGroup was answered but which has no assignment yet aborts the
+ * process: close then waits for the first assignment (at most the session
+ * timeout plus 10 s); if none comes, it leaves the group but keeps the
+ * librdkafka handle, idle and silent, until the process exits (an error is
+ * logged; ksafe_consumer_free() still releases what it can). A consumer
+ * whose JoinGroup was never answered closes at once.
  */
 KSAFE_EXTERN int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err);
 
 /**
- * Asks the loop (ksafe_run) using `c` to finish its current record or batch,
- * commit and return. Only sets a flag: async-signal-safe, callable from a
- * signal handler or another thread.
+ * Asks the loop driving `c` to stop: ksafe_run() finishes its current
+ * record or batch, commits and returns; an application's own loop checks
+ * ksafe_consumer_stop_requested(). Only sets a flag: async-signal-safe,
+ * callable from a signal handler or another thread. ksafe_consumer_poll()
+ * does not react to it. Accepts NULL (does nothing).
  */
 KSAFE_EXTERN void ksafe_consumer_stop(ksafe_consumer *c);
 
-/** 1 once ksafe_consumer_stop() was called. */
+/** 1 once ksafe_consumer_stop() was called on `c`, else 0 (also for NULL). */
 KSAFE_EXTERN int ksafe_consumer_stop_requested(const ksafe_consumer *c);
 
 /** Releases the consumer (closing it first if needed). Accepts NULL. */

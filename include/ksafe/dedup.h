@@ -355,6 +355,14 @@ KSAFE_EXTERN int ksafe_dedup_has_sqlite(void);
  * Two members claiming the same key: the second one's claim waits for the
  * first transaction, then answers DUPLICATE if it committed, NEW if it
  * rolled back.
+ *
+ * A lost connection (network, terminated backend, server restart) fails
+ * the rest of its batch with KSAFE_ESTORE, RETRIABLE flag, libpq's message:
+ * that transaction is gone, nothing in it counts as done. The next
+ * ksafe_dedup_begin() reconnects once (PQreset, bounded by the conninfo's
+ * connect_timeout) - your `conn` too, which then is a new session without
+ * your earlier SET commands - and fails the same way if it cannot.
+ * In KSAFE_DEDUP_TXN_CALLER mode reconnecting is yours.
  */
 typedef struct ksafe_dedup_pg_options {
     unsigned int version;

@@ -73,6 +73,35 @@ ksafe_mock_cluster_rdkafka(ksafe_mock_cluster *mc);
  * Accepts NULL. */
 KSAFE_EXTERN void ksafe_mock_cluster_free(ksafe_mock_cluster *mc);
 
+/* ---- topics on any cluster ------------------------------------------- */
+
+/**
+ * Makes sure `topic` exists on the cluster at `bootstrap` with exactly
+ * `partitions` partitions: when it is missing, creates it through the admin
+ * API (the broker's default replication factor) and waits until the
+ * cluster's metadata shows it. It never lets a metadata request create the
+ * topic: a broker with auto.create.topics.enable (and the embedded cluster)
+ * would make it with its default partition count. Opens and closes its own
+ * client; at most timeout_ms in all.
+ * Errors: KSAFE_EINVAL (bad argument, or the topic exists - or was made -
+ * with another partition count: the message names both counts),
+ * KSAFE_ETIMEDOUT, KSAFE_EKAFKA (the cluster refused, e.g. not authorized;
+ * the embedded cluster does not implement topic creation by the admin API).
+ */
+KSAFE_EXTERN int ksafe_cluster_ensure_topic(const char *bootstrap,
+                                            const char *topic, int partitions,
+                                            int timeout_ms, ksafe_error *err);
+
+/**
+ * Sets *out to the partition count of `topic` read from the cluster's
+ * metadata, without creating it. Errors: KSAFE_EINVAL (bad argument, or no
+ * such topic), KSAFE_ETIMEDOUT, KSAFE_EKAFKA.
+ */
+KSAFE_EXTERN int ksafe_cluster_topic_partitions(const char *bootstrap,
+                                                const char *topic, int *out,
+                                                int timeout_ms,
+                                                ksafe_error *err);
+
 /* ---- test kit ---------------------------------------------------------- */
 
 /** The environment variable naming a real cluster for tests. */
@@ -99,8 +128,9 @@ KSAFE_EXTERN ksafe_mock_cluster *
 ksafe_test_cluster_mock(ksafe_test_cluster *tc);
 
 /**
- * Creates a topic (admin API on a real cluster, waiting until it is
- * visible). A topic that already exists with that many partitions is fine.
+ * Creates a topic (on a real cluster with ksafe_cluster_ensure_topic(), 30 s
+ * at most). A topic that already exists with that many partitions is fine;
+ * with another count it is an error.
  */
 KSAFE_EXTERN int ksafe_test_cluster_create_topic(ksafe_test_cluster *tc,
                                                  const char *topic,
@@ -122,10 +152,26 @@ KSAFE_EXTERN void ksafe_test_unique_name(char *buf, size_t size,
 KSAFE_EXTERN void ksafe_test_cluster_producer_options(
     ksafe_test_cluster *tc, ksafe_producer_options *opts);
 
+/** Consumer-group timings for tests. */
+typedef struct ksafe_test_timing {
+    int session_timeout_ms;
+    int heartbeat_interval_ms;
+} ksafe_test_timing;
+
 /**
- * As above for a consumer in `group_id` (borrowed): session timeout 4000 ms,
- * heartbeat 500 ms, fetch.wait.max.ms=10. On the embedded cluster each
- * join or leave takes about session_timeout - 1 s.
+ * The group timings a test consumer uses: on the embedded cluster
+ * (`embedded` 1) session 4000 ms and heartbeat 500 ms, because each join or
+ * leave there takes about session_timeout - 1 s; on a real cluster session
+ * 6000 ms and heartbeat 1000 ms, which a stock Kafka broker accepts (its
+ * group.min.session.timeout.ms defaults to 6000: a shorter session fails
+ * JoinGroup). Child processes of a test take theirs from here too.
+ */
+KSAFE_EXTERN ksafe_test_timing ksafe_test_group_timing(int embedded);
+
+/**
+ * As above for a consumer in `group_id` (borrowed), with the timings of
+ * ksafe_test_group_timing() for this cluster, max.poll.interval 30 s and
+ * fetch.wait.max.ms=10.
  */
 KSAFE_EXTERN void ksafe_test_cluster_consumer_options(
     ksafe_test_cluster *tc, ksafe_consumer_options *opts,

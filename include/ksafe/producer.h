@@ -116,6 +116,14 @@ typedef struct ksafe_delivery {
  * After a fatal error, records that were not acknowledged do not fire it
  * either: they wait for ksafe_producer_recover() (or close, which reports
  * them failed).
+ *
+ * The callback is optional. Without one, each failed record is logged at
+ * KSAFE_LOG_ERR (facility "DELIVERY": topic, partition and error, never
+ * the payload) and the next ksafe_producer_flush() or _close() returns
+ * KSAFE_EUNDELIVERED with the count of records that failed since the
+ * previous flush (or since creation). With a callback, the callback is
+ * the report: flush does not count failures again (close still does for
+ * the records that fail during close, see ksafe_producer_close()).
  */
 typedef void (*ksafe_delivery_cb)(const ksafe_delivery *delivery,
                                   void *payload);
@@ -153,7 +161,14 @@ KSAFE_EXTERN int ksafe_producer_options_init(ksafe_producer_options *opts,
                                              unsigned int version);
 
 /**
- * Checks `opts` as ksafe_producer_new() would, without creating anything.
+ * Checks `opts` as ksafe_producer_new() would, without creating anything:
+ * the same function runs in both, raw properties included (the unsafe
+ * guard, and librdkafka's refusal of an unknown property or a value it
+ * cannot parse), with the same code and message. Overrides that
+ * allow_unsafe lets through but librdkafka refuses while idempotence stays
+ * on (acks other than all, more than 5 requests in flight, retries 0,
+ * queuing.strategy other than fifo) are refused with KSAFE_EINVAL, which
+ * names what else to change (enable.idempotence=false).
  */
 KSAFE_EXTERN int ksafe_producer_options_validate(
     const ksafe_producer_options *opts, ksafe_error *err);
@@ -222,6 +237,9 @@ KSAFE_EXTERN int ksafe_producer_poll(ksafe_producer *p, int timeout_ms);
  * Waits until every queued record is delivered or failed (their reports are
  * served), up to timeout_ms. KSAFE_ETIMEDOUT if some are still in flight;
  * KSAFE_EFATAL (FATAL flag) once the producer has had a fatal error.
+ * Without an on_delivery callback: KSAFE_EUNDELIVERED when records failed
+ * since the previous flush or since creation (the count is in the message;
+ * each was logged; the count restarts at zero).
  */
 KSAFE_EXTERN int ksafe_producer_flush(ksafe_producer *p, int timeout_ms,
                                       ksafe_error *err);
@@ -230,10 +248,19 @@ KSAFE_EXTERN int ksafe_producer_flush(ksafe_producer *p, int timeout_ms,
  * Flushes with a bounded wait (delivery_timeout_ms plus a second, after
  * which librdkafka has failed every record it could not deliver). Records
  * still undelivered are never dropped silently: they are reported failed
- * through the delivery callback and the call returns KSAFE_EUNDELIVERED with
- * the count of records that failed during the close in the message. An open
- * transaction is aborted (its records' reports say so) and counted the same
- * way. Records held after a fatal error are reported failed and counted.
+ * (through the delivery callback, or logged without one) and the call
+ * returns KSAFE_EUNDELIVERED with a count in the message: with a callback,
+ * of the records that failed during the close; without one, of every
+ * record that failed since the last flush. Records held after a fatal
+ * error are reported failed and counted.
+ * An open transaction is aborted: the call then returns KSAFE_ETXNABORTED
+ * whether or not its records were acknowledged, with the number of records
+ * the transaction held (none of them will be visible to read_committed
+ * readers) and how many were reported failed. If the abort itself fails
+ * (e.g. the coordinator is unreachable) the message says so with the
+ * abort's error; the coordinator then aborts the transaction once
+ * transaction_timeout_ms has passed. After a fatal error the transaction is
+ * lost with the instance (KSAFE_ETXNABORTED with the FATAL flag).
  * Calling it twice is harmless.
  */
 KSAFE_EXTERN int ksafe_producer_close(ksafe_producer *p, ksafe_error *err);
@@ -282,15 +309,55 @@ typedef void (*ksafe_handback_cb)(const ksafe_record *record,
  * Records that were in flight when the error struck may have been written
  * (possibly_delivered): RESEND can duplicate those, never lose them.
  * A transactional producer only supports HAND_BACK (its open transaction is
- * lost; call ksafe_txn_begin() again). Errors: KSAFE_ESTATE when there was
- * no fatal error, KSAFE_EINVAL for a bad mode, KSAFE_EKAFKA if the new
- * instance cannot be created (the records stay held; try again).
+ * lost; call ksafe_txn_begin() again). The failed instance is destroyed
+ * only once it has reported every record it had (librdkafka gives purged
+ * records back at once; the wait is bounded by 10 s).
+ * Errors: KSAFE_ESTATE when there was no fatal error, KSAFE_EINVAL for a
+ * bad mode, KSAFE_EKAFKA if the new instance cannot be created (the
+ * records stay held; try again), KSAFE_ETIMEDOUT (RETRIABLE) when records
+ * are still unreported after the wait: the count is in the message,
+ * nothing was replaced or dropped; call recover again, or close, which
+ * counts them.
  */
 KSAFE_EXTERN int ksafe_producer_recover(ksafe_producer *p,
                                         ksafe_recover_mode mode,
                                         ksafe_handback_cb on_handback,
                                         void *payload, size_t *out_count,
                                         ksafe_error *err);
+
+/* ---- accounting -------------------------------------------------------- */
+
+#define KSAFE_PRODUCER_STATS_VERSION 1
+
+/**
+ * What became of the records this producer was given, since it was
+ * created (recover keeps the counts). Versioned: set `version` (use
+ * KSAFE_PRODUCER_STATS_INIT); later versions only append fields.
+ */
+typedef struct ksafe_producer_stats {
+    unsigned int version;
+    uint64_t delivered;   /**< acknowledged by the broker (send and sync) */
+    uint64_t failed;      /**< reported failed: callback, log or sync return */
+    uint64_t held;        /**< held after a fatal error, for recover */
+    uint64_t handed_back; /**< given to on_handback by recover */
+    uint64_t in_flight;   /**< with librdkafka, not reported yet */
+} ksafe_producer_stats;
+
+#define KSAFE_PRODUCER_STATS_INIT                                            \
+    { KSAFE_PRODUCER_STATS_VERSION, 0, 0, 0, 0, 0 }
+
+/**
+ * Fills `out` with the counts. Any thread, any time before
+ * ksafe_producer_free(); the counts are read one by one, so a record
+ * finishing meanwhile can show in one and not yet in another. Every record
+ * a send call accepted is in exactly one of them: delivered + failed +
+ * held + handed_back + in_flight counts all of them (a re-sent record is
+ * counted once, by its final fate).
+ * Errors: KSAFE_EINVAL (NULL), KSAFE_EVERSION (unknown out->version).
+ */
+KSAFE_EXTERN int ksafe_producer_get_stats(ksafe_producer *p,
+                                          ksafe_producer_stats *out,
+                                          ksafe_error *err);
 
 /** Releases the producer (closing it first if needed). Accepts NULL. */
 KSAFE_EXTERN void ksafe_producer_free(ksafe_producer *p);

@@ -17,6 +17,12 @@
  *
  * All calls block and serve delivery reports on the calling thread.
  * Not thread-safe with each other: drive a transaction from one thread.
+ *
+ * ksafe_producer_close() with a transaction still open aborts it and
+ * returns KSAFE_ETXNABORTED with the number of records the transaction
+ * held, even when every one was acknowledged (none will be visible to
+ * read_committed readers), and with the abort's own error if the abort
+ * failed.
  */
 #ifndef KSAFE_TXN_H
 #define KSAFE_TXN_H
