@@ -22,7 +22,8 @@
  *     ends earns the same answer, or the lost assignment above;
  *   - with a librdkafka that has the bug, a probe: the rejoin that a
  *     heartbeat starts is not visible to the application, so before each
- *     asynchronous commit an OffsetFetch goes out on the same connection.
+ *     asynchronous commit an OffsetFetch goes out on the same connection
+ *     (twice, see ksafe__commit_guard_busy: two round trips and 5 ms).
  *     Answered promptly, no JoinGroup is pending ahead of the commit; not
  *     answered in time, one is (or the coordinator is away or slow): hold
  *     for a short while, then probe again. The
@@ -32,6 +33,8 @@
  * the revoke callback no JoinGroup of ours is pending. It first waits for
  * the asynchronous commit in flight, so their answers cannot cross.
  */
+#include <time.h>
+
 #include "consumer_internal.h"
 
 /* librdkafka 2.10.0 stopped dropping the assignment on this answer. */
@@ -41,6 +44,8 @@
 /* Probe timeout: this much plus four answer times, at most PROBE_MAX_MS. */
 #define PROBE_BASE_MS 250
 #define PROBE_MAX_MS 2000
+/* Between the two probes: time for the group thread to send a JoinGroup. */
+#define PROBE_SETTLE_MS 5
 /* After a probe went unanswered, probe again this much later. */
 #define PROBE_HOLD_MS 500
 
@@ -106,8 +111,19 @@ int ksafe__commit_guard_holding(ksafe_consumer *c)
 int ksafe__commit_guard_busy(ksafe_consumer *c,
                              const rd_kafka_topic_partition_list_t *l)
 {
-    if (!c->guard_probe || !coordinator_busy(c, l))
+    struct timespec settle = {0, PROBE_SETTLE_MS * 1000000L};
+
+    if (!c->guard_probe)
         return 0;
+    /* Twice: waking the group thread for the first probe can send a due
+     * heartbeat just ahead of it, and the answer that starts the rejoin
+     * then arrives with ours. The second probe goes out after the
+     * JoinGroup that answer causes, and waits behind it. */
+    if (!coordinator_busy(c, l)) {
+        nanosleep(&settle, NULL);
+        if (!coordinator_busy(c, l))
+            return 0;
+    }
     /* Short: a slow answer is not always a pending rejoin, and a long
      * hold would cost the commit policy's bound on a crash. */
     hold(c, PROBE_HOLD_MS,
