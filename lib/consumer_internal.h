@@ -109,6 +109,15 @@ struct ksafe_consumer {
     int async_in_flight;
     int64_t async_sent_ms;
 
+    /*
+     * No async commit while a rebalance is under way (librdkafka issue
+     * 4059; consumer_commit_guard.c says why and when).
+     */
+    int guard_probe;        /* the linked librdkafka has the bug: probe */
+    int commit_hold;        /* async commits wait for the next assignment */
+    int64_t commit_hold_until_ms; /* ... or until then at the latest */
+    int probe_rtt_ms;       /* smoothed answer time of the probe */
+
     /* Rebalance state. */
     const rd_kafka_topic_partition_list_t *assigning; /* in on_assigned */
     int in_revoke;        /* inside on_revoked / on_lost */
@@ -204,6 +213,32 @@ int ksafe__consumer_commit_idle(ksafe_consumer *c, ksafe_error *err);
 
 /* Sets the default commit policy. */
 void ksafe__consumer_policy_init(ksafe_consumer *c);
+
+/* ---- consumer_commit_guard.c -------------------------------------------- */
+
+void ksafe__commit_guard_init(ksafe_consumer *c);
+
+/* 1 while the commit policy's async commits wait for the next assignment
+ * (a rebalance is under way). */
+int ksafe__commit_guard_holding(ksafe_consumer *c);
+
+/* 1: do not send the async commit of `l` now: the coordinator connection
+ * has a JoinGroup pending (probed only on librdkafka < 2.10; blocks for one
+ * round trip). Starts a hold. */
+int ksafe__commit_guard_busy(ksafe_consumer *c,
+                             const rd_kafka_topic_partition_list_t *l);
+
+/* An async commit was refused with `e`. */
+void ksafe__commit_guard_refused(ksafe_consumer *c, rd_kafka_resp_err_t e);
+
+/* From the rebalance callback: partitions were assigned. */
+void ksafe__consumer_commits_assigned(ksafe_consumer *c);
+
+/* From the rebalance callback, before the revoke commit: waits for the
+ * async commit in flight (not when lost) and holds async commits until the
+ * next assignment when the group rejoins after this revoke. */
+void ksafe__consumer_commits_revoking(ksafe_consumer *c, int cooperative,
+                                      int lost);
 
 /* ---- consumer_close.c -------------------------------------------------- */
 

@@ -297,6 +297,7 @@ static void async_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
             refused++;
     if (refused) {
         rd_kafka_resp_err_t why = rerr ? rerr : offsets->elems[0].err;
+        ksafe__commit_guard_refused(c, why);
         /* Refusals during a rebalance are routine: the next commit (or the
          * revoke commit) carries the positions. */
         ksafe__log(&c->cl,
@@ -326,6 +327,10 @@ static int commit_async(ksafe_consumer *c, ksafe_error *err)
 
     if (!(l = dirty_list(c, NULL, 1)))
         return 0;
+    if (ksafe__commit_guard_busy(c, l)) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+    }
     n = l->cnt;
     c->commits_sent++;
     rerr = rd_kafka_commit_queue(c->cl.rk, l, c->commit_q, async_cb, c);
@@ -406,6 +411,7 @@ void ksafe__consumer_policy_init(ksafe_consumer *c)
 {
     static const ksafe_commit_policy def = KSAFE_COMMIT_POLICY_INIT;
     policy_apply(c, def.every_records, def.every_ms);
+    ksafe__commit_guard_init(c);
 }
 
 int ksafe_consumer_set_commit_policy(ksafe_consumer *c,
@@ -472,6 +478,8 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
     c->last_commit_ms = now;
     c->next_count = c->every_records ? c->marks + c->every_records
                                      : UINT64_MAX;
+    if (ksafe__commit_guard_holding(c))
+        return 0; /* rebalance under way: look again when next due */
     return ksafe__consumer_commit_marked(c, NULL, 1, err);
 }
 

@@ -46,6 +46,7 @@ static void assigned(ksafe_consumer *c, int cooperative,
     rd_kafka_topic_partition_list_t *start;
     int i;
 
+    ksafe__consumer_commits_assigned(c); /* item 9: rebalance over */
     if (ksafe__consumer_track(c, parts))
         ksafe__log(&c->cl, KSAFE_LOG_ERR, "REBALANCE",
                    "out of memory tracking %d assigned partition(s): their "
@@ -83,6 +84,7 @@ static void revoked(ksafe_consumer *c, int cooperative,
     int lost = rd_kafka_assignment_lost(c->cl.rk);
     ksafe_error ce;
 
+    ksafe__consumer_commits_revoking(c, cooperative, lost); /* item 9 */
     c->in_revoke = 1;
     if (c->loop_on_revoke)
         c->loop_on_revoke(c, parts, lost, c->loop_arg);
