@@ -166,11 +166,16 @@ typedef enum ksafe_commit_mode {
  * progress or while the coordinator moves is retried for about 1.5 s before
  * KSAFE_ECOMMIT (flag KSAFE_ERROR_RETRIABLE) is returned; the message names
  * the partitions left uncommitted. Called from a rebalance hook it makes one
- * attempt: the group cannot move on while the hook runs. ASYNC sends and returns; at most one
- * asynchronous commit is in flight, its result is read inside the next
- * ksafe_consumer_poll()/commit call, and a refused position stays
- * uncommitted and goes out again with the next commit. A position is only
- * recorded as committed once the broker accepted it.
+ * attempt: the group cannot move on while the hook runs.
+ *
+ * ASYNC sends and returns; at most one asynchronous commit is in flight, its
+ * result is read inside the next ksafe_consumer_poll()/commit call, and a
+ * refused position stays uncommitted and goes out again with the next
+ * commit. On librdkafka before 2.10 (issue 4059) it first probes the
+ * coordinator (two round trips) and does not send while a rejoin is
+ * pending; the commit policy's asynchronous commits also wait for the next
+ * assignment while a rebalance is under way. A position is only recorded as
+ * committed once the broker accepted it.
  */
 KSAFE_EXTERN int ksafe_consumer_commit(ksafe_consumer *c,
                                        ksafe_commit_mode mode,
