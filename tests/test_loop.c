@@ -1368,6 +1368,83 @@ START_TEST(at_most_once_handles_a_record_only_after_its_commit)
 }
 END_TEST
 
+typedef struct amo_drop {
+    ksafe_consumer *c;
+    int held, dropped, handled;
+} amo_drop;
+
+/* Stops the loop at its first held batch; counts the dropped records. */
+static void amo_drop_log(int level, const char *fac, const char *msg,
+                         void *payload)
+{
+    amo_drop *d = payload;
+
+    (void)level;
+    if (!strcmp(fac, "COMMIT") && strstr(msg, "at-most-once") &&
+        d->held++ == 0)
+        ksafe_consumer_stop(d->c);
+    if (!strcmp(fac, "AT-MOST-ONCE") && strstr(msg, "dropped unhandled"))
+        d->dropped++;
+}
+
+static ksafe_handler_result amo_drop_handler(const ksafe_message *m,
+                                             ksafe_error *err, void *payload)
+{
+    (void)m;
+    (void)err;
+    ((amo_drop *)payload)->handled++;
+    return KSAFE_HANDLER_OK;
+}
+
+/* At-most-once marks a batch before its commit: when the commit is refused
+ * and the loop stops before the batch comes back, those records may be
+ * committed without ever being handled. That is at-most-once's loss, and
+ * it must be counted and logged, never silent. */
+START_TEST(at_most_once_reports_held_records_dropped_at_stop)
+{
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    static rd_kafka_resp_err_t busy[400];
+    ksafe_consumer_options co;
+    ksafe_loop_stats st;
+    ksafe_consumer *c;
+    ksafe_error err;
+    amo_drop d;
+    const char *t;
+    int i, rc;
+
+    topic_with(topic, sizeof(topic), "loop-amo-drop", 1, 10);
+    ksafe_test_unique_name(group, sizeof(group), "loop-amo-drop-g");
+    ksafe_test_cluster_consumer_options(tc, &co, group);
+    memset(&d, 0, sizeof(d));
+    co.log_cb = amo_drop_log;
+    co.log_payload = &d;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &err), err);
+    d.c = c;
+    t = topic;
+    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    for (i = 0; i < 400; i++)
+        busy[i] = RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+    /* OffsetCommit (8): every commit of this test is refused */
+    ck_assert_ok(ksafe_mock_cluster_push_request_errors(
+                     ksafe_test_cluster_mock(tc), 8, 400, busy, &err),
+                 err);
+    lo.handler = amo_drop_handler;
+    lo.payload = &d;
+    lo.semantics = KSAFE_AT_MOST_ONCE;
+    lo.stats = &st;
+    rc = ksafe_run(c, &lo, &err);
+    ck_assert_msg(rc == 0 || rc == KSAFE_ECOMMIT, "ksafe_run: %d %s", rc,
+                  err.message);
+    ck_assert_int_ge(d.held, 1);
+    ck_assert_int_eq(d.handled, 0);
+    ck_assert_int_ge(d.dropped, 1);
+    ck_assert_uint_eq(st.failed, (uint64_t)d.dropped);
+    ck_assert_uint_eq(st.processed, 0);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
 #ifdef TEST_HAVE_SQLITE
 /* A store in caller-owned transaction mode has nobody to open its
  * transaction inside the loop: each claim would autocommit and a retried
@@ -1514,6 +1591,14 @@ static Suite *loop_suite(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, refused_group_configuration_ends_the_loop);
     tcase_add_test(t, at_most_once_handles_a_record_only_after_its_commit);
+    suite_add_tcase(s, t);
+
+    /* Its own cluster: every commit is refused there. */
+    t = tcase_create("refused-commits");
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_tags(t, TEST_EMBEDDED_ONLY);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, at_most_once_reports_held_records_dropped_at_stop);
     suite_add_tcase(s, t);
     return s;
 }
