@@ -156,7 +156,7 @@ static void on_revoke(ksafe_consumer *c,
         rd_kafka_message_t *m = L->batch[i];
         if (rd_kafka_topic_partition_list_find(
                 parts, rd_kafka_topic_name(m->rkt), m->partition))
-            rd_kafka_message_destroy(m);
+            drop_unhandled(L, m);
         else
             L->batch[kept++] = m;
     }
@@ -635,9 +635,10 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
         L.st->commits = c->commits_sent - commits_before;
     }
 
-    /* Unhandled records are not marked: the next owner gets them again. */
+    /* Unhandled records are not marked, so the next owner gets them again;
+     * drop_unhandled reports at-most-once records that were. */
     for (i = 0; i < L.blen; i++)
-        rd_kafka_message_destroy(L.batch[i]);
+        drop_unhandled(&L, L.batch[i]);
     L.blen = 0;
     while (L.n_parts)
         part_remove(&L, &L.parts[0]);

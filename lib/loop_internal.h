@@ -75,6 +75,7 @@ typedef struct loop {
 #define q_push_front ksafe__loop_q_push_front
 #define q_pop_front ksafe__loop_q_pop_front
 #define part_remove ksafe__loop_part_remove
+#define drop_unhandled ksafe__loop_drop_unhandled
 #define settle_failure ksafe__loop_settle_failure
 #define requeue ksafe__loop_requeue
 #define store_trouble ksafe__loop_store_trouble
@@ -98,6 +99,9 @@ void forget_settled(loop *L, const rd_kafka_message_t *m);
 /* Drops the partition's pending records and its entry (moves the last
  * entry into its place). */
 void part_remove(loop *L, lpart *p);
+/* Destroys a record that will not be handled; reports it when its
+ * position was already marked (at-most-once after a refused commit). */
+void drop_unhandled(loop *L, rd_kafka_message_t *m);
 
 /* ---- loop_retry.c ---- */
 int settle_failure(loop *L, lpart *p, rd_kafka_message_t *m,

@@ -180,15 +180,36 @@ void forget_settled(loop *L, const rd_kafka_message_t *m)
     L->settled--;
 }
 
-static void part_clear(lpart *p)
+/*
+ * At-most-once marks a batch before its sync commit; when that commit is
+ * refused the batch waits, marked but not handled. Dropped now (stop,
+ * revoke, loss), its position may still be committed by a later commit:
+ * at-most-once loses such a record, but never silently. Any other record
+ * dropped here was not marked, so it comes again.
+ */
+void drop_unhandled(loop *L, rd_kafka_message_t *m)
 {
-    while (p->len)
-        rd_kafka_message_destroy(q_pop_front(p));
+    if (L->o->semantics == KSAFE_AT_MOST_ONCE) {
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        ksafe__position *pos =
+            ksafe__consumer_find(L->c, topic, m->partition);
+
+        if (pos && pos->marked > m->offset) {
+            L->st->failed++;
+            ksafe__log(&L->c->cl, KSAFE_LOG_ERR, "AT-MOST-ONCE",
+                       "%s [%d] offset %lld dropped unhandled: its position "
+                       "was marked before a refused commit and may be "
+                       "committed later (at-most-once loses the record)",
+                       topic, (int)m->partition, (long long)m->offset);
+        }
+    }
+    rd_kafka_message_destroy(m);
 }
 
 void part_remove(loop *L, lpart *p)
 {
-    part_clear(p);
+    while (p->len)
+        drop_unhandled(L, q_pop_front(p));
     if (p->paused) {
         p->paused = 0;
         L->paused--;

@@ -62,7 +62,10 @@ typedef enum ksafe_semantics {
      * crash or a failure loses the record. A failed record counts in
      * stats.failed (not processed) and is logged; on_failure does not
      * apply. A commit the broker refuses holds the batch, unhandled, and is
-     * tried again with backoff (partitions paused, poll going on). One sync
+     * tried again with backoff (partitions paused, poll going on); its
+     * records are marked already, so if the loop stops or loses their
+     * partition before they come back, a later commit may pass them: each
+     * is then logged at error level and counted in stats.failed. One sync
      * commit per batch: use batch_handler for throughput. Named so that
      * nobody picks it by accident. */
     KSAFE_AT_MOST_ONCE
