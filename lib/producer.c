@@ -390,13 +390,17 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
             vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
             vu[n++].u.headers = hdrs;
         }
+        /* Counted before the record can be reported (another thread may
+         * serve its report before produceva returns), undone on failure. */
+        atomic_fetch_add(&p->pending, 1);
+        if (p->transactional)
+            atomic_fetch_add(&p->txn_records, 1);
         e = rd_kafka_produceva(p->cl.rk, vu, n);
-        if (!e) {
-            atomic_fetch_add(&p->pending, 1);
-            if (p->transactional)
-                atomic_fetch_add(&p->txn_records, 1);
+        if (!e)
             return 0;
-        }
+        atomic_fetch_sub(&p->pending, 1);
+        if (p->transactional)
+            atomic_fetch_sub(&p->txn_records, 1);
         rerr = rd_kafka_error_code(e);
         /* After a fatal error produce fails with the original code. */
         if (rd_kafka_error_is_fatal(e) ||
