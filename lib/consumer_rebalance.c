@@ -143,8 +143,10 @@ void ksafe__consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t rerr,
             /* as a loss: the loop drops their queued records and pauses,
              * and nothing of them is committed */
             c->loop_on_revoke(c, parts, 1, c->loop_arg);
-        if (parts)
+        if (parts) {
+            ksafe__consumer_close_note_lost(c, parts); /* close reports it */
             ksafe__consumer_forget(c, parts);
+        }
         if (cooperative && parts)
             log_error(c, "incremental unassign",
                       rd_kafka_incremental_unassign(c->cl.rk, parts));
