@@ -267,9 +267,10 @@ static void handle_batch(loop *L)
             store_trouble(L, &he);
             return;
         }
+        /* the store answered (a record may still be to blame) */
+        L->store_failing_since = 0;
+        L->store_failures = 0;
         if (d == 0) {
-            L->store_failing_since = 0;
-            L->store_failures = 0;
             k = L->blen;
             for (i = 0; i < k; i++) {
                 if (mark(L, L->batch[i]))
@@ -378,8 +379,7 @@ static void handle_batch(loop *L)
                     (L->blen - fi - 1) * sizeof(*L->batch));
             L->blen--;
         }
-        requeue(L, 0);
-        update_blocked(L, p);
+        requeue(L, 0); /* updates each partition's state itself */
     } else {
         L->blen = 0;
     }
