@@ -449,7 +449,8 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
     int64_t now = ksafe__now_ms();
     int64_t elapsed = now - c->last_clock_ms;
     unsigned int calls = c->ticks;
-    int due;
+    int64_t prev_commit_ms;
+    int due, rc;
 
     c->ticks = 0;
     c->last_clock_ms = now;
@@ -475,12 +476,24 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
             c->next_count = c->marks + 64;
         return 0;
     }
+    if (ksafe__commit_guard_holding(c)) {
+        /* Rebalance under way: look again in a few records, so the commit
+         * goes out as soon as the hold ends (the policy's bound). */
+        if (c->marks >= c->next_count)
+            c->next_count = c->marks + 64;
+        return 0;
+    }
+    prev_commit_ms = c->last_commit_ms;
     c->last_commit_ms = now;
     c->next_count = c->every_records ? c->marks + c->every_records
                                      : UINT64_MAX;
-    if (ksafe__commit_guard_holding(c))
-        return 0; /* rebalance under way: look again when next due */
-    return ksafe__consumer_commit_marked(c, NULL, 1, err);
+    rc = ksafe__consumer_commit_marked(c, NULL, 1, err);
+    if (ksafe__commit_guard_holding(c)) {
+        /* the probe found a rejoin pending: nothing was sent */
+        c->last_commit_ms = prev_commit_ms;
+        c->next_count = c->marks + 64;
+    }
+    return rc;
 }
 
 int ksafe_consumer_commit_maybe(ksafe_consumer *c, ksafe_error *err)
