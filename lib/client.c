@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "rdkafka_versions.h"
 
 int ksafe__is_secret_key(const char *key)
 {
@@ -58,9 +59,27 @@ static int is_ssl(ksafe_security_protocol p)
     return p == KSAFE_SECURITY_SSL || p == KSAFE_SECURITY_SASL_SSL;
 }
 
+int ksafe__rdkafka_version_check(ksafe_error *err)
+{
+    if (!ksafe__rdkafka_too_old(rd_kafka_version(), RD_KAFKA_VERSION))
+        return 0;
+    return ksafe__error_set(
+        err, KSAFE_EKAFKA, 0, 0,
+        "this process runs librdkafka %s (0x%08x), older than the librdkafka "
+        "headers ksafe was built with (0x%08x) or than 2.0.2: it may lack "
+        "functions and fixes ksafe relies on. Run with the librdkafka ksafe "
+        "was built against (check LD_LIBRARY_PATH), or rebuild ksafe",
+        rd_kafka_version_str(), (unsigned)rd_kafka_version(),
+        (unsigned)RD_KAFKA_VERSION);
+}
+
 int ksafe__client_validate(const ksafe__client_view *v, ksafe_error *err)
 {
     size_t n;
+    int rc;
+
+    if ((rc = ksafe__rdkafka_version_check(err)))
+        return rc;
 
     if (!v->bootstrap_servers || !*v->bootstrap_servers)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,

@@ -37,8 +37,6 @@
 
 #include "consumer_internal.h"
 
-/* librdkafka 2.10.0 stopped dropping the assignment on this answer. */
-#define FIXED_VERSION 0x020a0000
 /* The longest wait for the in-flight commit's answer inside a revoke. */
 #define AWAIT_ASYNC_MS 2000
 /* Probe timeout: this much plus four answer times, at most PROBE_MAX_MS. */
@@ -51,7 +49,7 @@
 
 void ksafe__commit_guard_init(ksafe_consumer *c)
 {
-    c->guard_probe = rd_kafka_version() < FIXED_VERSION;
+    c->guard_probe = c->quirks.commit_drops_assignment;
     c->commit_hold = 0;
     c->probe_rtt_ms = 5;
 }

@@ -1,6 +1,7 @@
 /*
  * lib/consumer_internal.h - the consumer's state, shared by its files:
- * consumer.c (life cycle, poll, seek), consumer_positions.c (positions and
+ * consumer.c (life cycle, poll, seek), consumer_options.c (preset,
+ * validation, properties, static membership ids), consumer_positions.c (positions and
  * marking), consumer_offsets.c (commits, commit policy),
  * consumer_rebalance.c (the rebalance callback),
  * consumer_close.c (close and its librdkafka workarounds).
@@ -14,36 +15,10 @@
 #include <signal.h>
 
 #include "internal.h"
+#include "rdkafka_versions.h"
 
 /* No start offset requested by ksafe_consumer_seek() inside on_assigned. */
 #define KSAFE__NO_START INT64_MIN
-
-/*
- * librdkafka bugs the consumer works around, each only where it exists;
- * decided once, in ksafe_consumer_new, from rd_kafka_version().
- */
-typedef struct ksafe__consumer_quirks {
-    /* Issue 4312, fixed in 2.3.0: destroying a cooperative-sticky consumer
-     * whose JoinGroup was answered, before its first assignment, asserts -
-     * with or without consumer close. */
-    unsigned int sticky_destroy_asserts : 1;
-    /* Issue 4527, fixed in 2.4.0: an incremental assignment arriving while
-     * the consumer closes can hang close. */
-    unsigned int close_hangs_on_assign : 1;
-    /* Issue 4230, fixed in 2.1.0: rd_kafka_seek_partitions() takes its
-     * timeout 1000x too short. */
-    unsigned int seek_timeout_unit : 1;
-} ksafe__consumer_quirks;
-
-/* rd_kafka_version() is 0xMMmmrrpp; a release is 0xMMmmrrff, earlier
- * pre-releases lower: "fixed in M.m.r" means version >= 0xMMmmrr00 + 0xff. */
-static inline void ksafe__consumer_quirks_of(int version,
-                                             ksafe__consumer_quirks *q)
-{
-    q->sticky_destroy_asserts = version < 0x020300ff;
-    q->close_hangs_on_assign = version < 0x020400ff;
-    q->seek_timeout_unit = version < 0x020100ff;
-}
 
 /* The processed position of one assigned partition. */
 typedef struct ksafe__position {
@@ -217,6 +192,15 @@ void ksafe__consumer_policy_init(ksafe_consumer *c);
 /* ---- consumer_commit_guard.c -------------------------------------------- */
 
 void ksafe__commit_guard_init(ksafe_consumer *c);
+
+/* ---- consumer_options.c ---- */
+
+/* KSAFE_CONSUMER_OPTIONS_INIT, for NULL options. */
+extern const ksafe_consumer_options ksafe__consumer_preset;
+
+/* Sets the properties the (validated) options stand for on `conf`. */
+int ksafe__consumer_conf(const ksafe_consumer_options *o,
+                         rd_kafka_conf_t *conf, ksafe_error *err);
 
 /* 1 while the commit policy's async commits wait for the next assignment
  * (a rebalance is under way). */

@@ -37,6 +37,10 @@ int ksafe__error_from_resp(ksafe_error *err, rd_kafka_resp_err_t code,
 
 /* ---- client.c: what a producer and a consumer have in common ----------- */
 
+/* 0, or KSAFE_EKAFKA when the librdkafka linked at run time is older than
+ * the headers ksafe was compiled with (every _new() checks). */
+int ksafe__rdkafka_version_check(ksafe_error *err);
+
 /* The shared option fields, copied out of either options struct. */
 typedef struct ksafe__client_view {
     KSAFE_CLIENT_OPTIONS_FIELDS
@@ -121,6 +125,13 @@ void ksafe__log_bridge(const rd_kafka_t *rk, int level, const char *fac,
 /* A ksafe log line through the same path as librdkafka's. */
 void ksafe__log(const ksafe__client *cl, int level, const char *facility,
                 const char *fmt, ...) KSAFE__PRINTF(4, 5);
+
+/* ---- mock.c ------------------------------------------------------------ */
+
+/* The log_cb of the kit's own librdkafka handles (embedded cluster, admin):
+ * errors to stderr, the rest dropped. */
+void ksafe__mock_quiet_log(const rd_kafka_t *rk, int level, const char *fac,
+                           const char *buf);
 
 /* ---- util.c ------------------------------------------------------------ */
 

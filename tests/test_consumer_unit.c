@@ -184,15 +184,17 @@ START_TEST(quirks_follow_the_linked_version)
 {
     static const struct {
         int version;
-        unsigned int sticky, hang, seek;
+        unsigned int sticky, hang, seek, commit;
     } cases[] = {
-        {0x020002ff, 1, 1, 1}, /* 2.0.2, Debian 12 */
-        {0x02010001, 1, 1, 1}, /* 2.1.0-RC1: not yet fixed */
-        {0x020100ff, 1, 1, 0}, /* 2.1.0: seek timeout fixed (4230) */
-        {0x020201ff, 1, 1, 0},
-        {0x020300ff, 0, 1, 0}, /* 2.3.0: sticky destroy fixed (4312) */
-        {0x020400ff, 0, 0, 0}, /* 2.4.0: close hang fixed (4527) */
-        {0x020a00ff, 0, 0, 0},
+        {0x020002ff, 1, 1, 1, 1}, /* 2.0.2, Debian 12 */
+        {0x02010001, 1, 1, 1, 1}, /* 2.1.0-RC1: not yet fixed */
+        {0x020100ff, 1, 1, 0, 1}, /* 2.1.0: seek timeout fixed (4230) */
+        {0x020201ff, 1, 1, 0, 1},
+        {0x020300ff, 0, 1, 0, 1}, /* 2.3.0: sticky destroy fixed (4312) */
+        {0x020400ff, 0, 0, 0, 1}, /* 2.4.0: close hang fixed (4527) */
+        {0x020a0001, 0, 0, 0, 1}, /* 2.10.0-RC1 */
+        {0x020a00ff, 0, 0, 0, 0}, /* 2.10.0: commit keeps the join (4059) */
+        {0x020f01ff, 0, 0, 0, 0}, /* 2.15.1 */
     };
     ksafe_consumer *c = offline(NULL);
     ksafe__consumer_quirks q, linked;
@@ -202,10 +204,11 @@ START_TEST(quirks_follow_the_linked_version)
         ksafe__consumer_quirks_of(cases[i].version, &q);
         ck_assert_msg(q.sticky_destroy_asserts == cases[i].sticky &&
                           q.close_hangs_on_assign == cases[i].hang &&
-                          q.seek_timeout_unit == cases[i].seek,
-                      "version 0x%08x: quirks %u%u%u", cases[i].version,
+                          q.seek_timeout_unit == cases[i].seek &&
+                          q.commit_drops_assignment == cases[i].commit,
+                      "version 0x%08x: quirks %u%u%u%u", cases[i].version,
                       q.sticky_destroy_asserts, q.close_hangs_on_assign,
-                      q.seek_timeout_unit);
+                      q.seek_timeout_unit, q.commit_drops_assignment);
     }
     /* The consumer decided from the library it runs with. */
     ksafe__consumer_quirks_of(rd_kafka_version(), &linked);
@@ -214,6 +217,10 @@ START_TEST(quirks_follow_the_linked_version)
     ck_assert_uint_eq(c->quirks.close_hangs_on_assign,
                       linked.close_hangs_on_assign);
     ck_assert_uint_eq(c->quirks.seek_timeout_unit, linked.seek_timeout_unit);
+    ck_assert_uint_eq(c->quirks.commit_drops_assignment,
+                      linked.commit_drops_assignment);
+    /* the commit guard probes exactly where the bug is */
+    ck_assert_int_eq(c->guard_probe, (int)linked.commit_drops_assignment);
     ksafe_consumer_free(c);
 }
 END_TEST
