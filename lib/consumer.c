@@ -1,134 +1,17 @@
 /*
- * lib/consumer.c - the safe consumer: preset, creation, subscribe, poll,
- * seek, static membership ids, release. Marking and commits live in
- * consumer_offsets.c, the rebalance callback in consumer_rebalance.c, close
- * and its librdkafka workarounds in consumer_close.c.
+ * lib/consumer.c - the safe consumer: creation, subscribe, poll, seek,
+ * release. Options and their validation live in consumer_options.c,
+ * marking and commits in consumer_offsets.c, the rebalance callback in
+ * consumer_rebalance.c, close and its librdkafka workarounds in
+ * consumer_close.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "consumer_internal.h"
 
 /* How long a seek outside on_assigned waits to take effect. */
 #define SEEK_WAIT_MS 30000
-
-static const ksafe_consumer_options consumer_preset =
-    KSAFE_CONSUMER_OPTIONS_INIT;
-
-int ksafe_consumer_options_init(ksafe_consumer_options *opts,
-                                unsigned int version)
-{
-    if (!opts)
-        return KSAFE_EINVAL;
-    if (version != KSAFE_CONSUMER_OPTIONS_VERSION)
-        return KSAFE_EVERSION;
-    *opts = consumer_preset;
-    return 0;
-}
-
-static int check_instance_id(const char *id, const char *what,
-                             ksafe_error *err);
-
-int ksafe_consumer_options_validate(const ksafe_consumer_options *o,
-                                    ksafe_error *err)
-{
-    ksafe__client_view v;
-    int rc;
-
-    if (!o)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "consumer options are NULL");
-    if (o->version != KSAFE_CONSUMER_OPTIONS_VERSION)
-        return ksafe__error_set(err, KSAFE_EVERSION, 0, 0,
-                                "ksafe_consumer_options.version is %u; this "
-                                "library knows version %d (initialise with "
-                                "KSAFE_CONSUMER_OPTIONS_INIT)",
-                                o->version, KSAFE_CONSUMER_OPTIONS_VERSION);
-    KSAFE__CLIENT_VIEW(v, o);
-    if ((rc = ksafe__client_validate(&v, err)))
-        return rc;
-    if (!o->group_id || !*o->group_id)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "group_id is required: offsets are committed "
-                                "per consumer group");
-    if (o->group_instance_id && !*o->group_instance_id)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "group_instance_id is empty: use NULL for "
-                                "dynamic membership");
-    if (o->group_instance_id &&
-        (rc = check_instance_id(o->group_instance_id, "group_instance_id",
-                                err)))
-        return rc;
-    if ((unsigned)o->auto_offset_reset > KSAFE_OFFSET_RESET_ERROR)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "auto_offset_reset %d is not a "
-                                "ksafe_offset_reset value",
-                                (int)o->auto_offset_reset);
-    if ((unsigned)o->assignment_strategy > KSAFE_ASSIGN_ROUNDROBIN)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "assignment_strategy %d is not a "
-                                "ksafe_assignment_strategy value",
-                                (int)o->assignment_strategy);
-    if ((rc = ksafe__check_range(err, "session_timeout_ms", o->session_timeout_ms, 1,
-                          3600000)) ||
-        (rc = ksafe__check_range(err, "heartbeat_interval_ms",
-                          o->heartbeat_interval_ms, 1, 3600000)) ||
-        (rc = ksafe__check_range(err, "max_poll_interval_ms", o->max_poll_interval_ms,
-                          1, 86400000)))
-        return rc;
-    if ((long long)o->heartbeat_interval_ms * 3 > o->session_timeout_ms)
-        return ksafe__error_set(
-            err, KSAFE_EINVAL, 0, 0,
-            "heartbeat_interval_ms (%d) is above a third of "
-            "session_timeout_ms (%d): one late heartbeat would cost the "
-            "member its partitions",
-            o->heartbeat_interval_ms, o->session_timeout_ms);
-    if (o->max_poll_interval_ms < o->session_timeout_ms)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "max_poll_interval_ms (%d) is below "
-                                "session_timeout_ms (%d)",
-                                o->max_poll_interval_ms,
-                                o->session_timeout_ms);
-    return 0;
-}
-
-static const char *const reset_names[] = {"earliest", "latest", "error"};
-static const char *const strategy_names[] = {"cooperative-sticky", "range",
-                                             "roundrobin"};
-
-static int consumer_conf(const ksafe_consumer_options *o,
-                         rd_kafka_conf_t *conf, ksafe_error *err)
-{
-    char session[16], heartbeat[16], poll[16];
-    struct {
-        const char *key, *value;
-    } set[] = {
-        {"group.id", o->group_id},
-        {"group.instance.id", o->group_instance_id},
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"isolation.level", "read_committed"},
-        {"enable.partition.eof", "false"},
-        {"partition.assignment.strategy",
-         strategy_names[o->assignment_strategy]},
-        {"auto.offset.reset", reset_names[o->auto_offset_reset]},
-        {"session.timeout.ms", session},
-        {"heartbeat.interval.ms", heartbeat},
-        {"max.poll.interval.ms", poll},
-    };
-    size_t i;
-    int rc;
-
-    snprintf(session, sizeof(session), "%d", o->session_timeout_ms);
-    snprintf(heartbeat, sizeof(heartbeat), "%d", o->heartbeat_interval_ms);
-    snprintf(poll, sizeof(poll), "%d", o->max_poll_interval_ms);
-    for (i = 0; i < sizeof(set) / sizeof(set[0]); i++)
-        if (set[i].value &&
-            (rc = ksafe__conf_set(conf, set[i].key, set[i].value, err)))
-            return rc;
-    return 0;
-}
 
 static void consumer_destroy(ksafe_consumer *c)
 {
@@ -162,7 +45,7 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "out is NULL");
     *out = NULL;
     if (!opts)
-        opts = &consumer_preset;
+        opts = &ksafe__consumer_preset;
     if ((rc = ksafe_consumer_options_validate(opts, err)))
         return rc;
     KSAFE__CLIENT_VIEW(v, opts);
@@ -176,8 +59,10 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     c->on_revoked = opts->on_revoked;
     c->on_lost = opts->on_lost;
     c->rebalance_payload = opts->rebalance_payload;
+    /* KIP-848's rebalances are incremental whatever the strategy field. */
     c->cooperative_conf =
-        opts->assignment_strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY;
+        opts->assignment_strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY ||
+        opts->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER;
     c->session_timeout_ms = opts->session_timeout_ms;
     c->protocol = -1;
     ksafe__consumer_quirks_of(rd_kafka_version(), &c->quirks);
@@ -185,7 +70,7 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
 
     conf = rd_kafka_conf_new();
     if ((rc = ksafe__client_conf(&v, conf, err)) ||
-        (rc = consumer_conf(opts, conf, err)) ||
+        (rc = ksafe__consumer_conf(opts, conf, err)) ||
         (rc = ksafe__client_conf_raw(&c->cl, &v, conf, err))) {
         rd_kafka_conf_destroy(conf);
         consumer_destroy(c);
@@ -233,6 +118,39 @@ int ksafe_consumer_subscribe(ksafe_consumer *c, const char *const *topics,
     return 0;
 }
 
+/*
+ * What a fatal error of static membership means for the user: the two
+ * protocols fence opposite members when two processes share one
+ * group.instance.id.
+ */
+static void fatal_hint(ksafe_consumer *c, rd_kafka_resp_err_t code,
+                       char *buf, size_t size)
+{
+    char id[256] = "?";
+    size_t n = sizeof(id);
+
+    buf[0] = '\0';
+    if (code != KSAFE__ERR_UNRELEASED_INSTANCE_ID &&
+        code != RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+        return;
+    if (rd_kafka_conf_get(rd_kafka_conf(c->cl.rk), "group.instance.id", id,
+                          &n) != RD_KAFKA_CONF_OK)
+        snprintf(id, sizeof(id), "?");
+    if (code == KSAFE__ERR_UNRELEASED_INSTANCE_ID)
+        snprintf(buf, size,
+                 " (group_instance_id \"%s\" is still held by a running "
+                 "member: under group_protocol CONSUMER (KIP-848) the broker "
+                 "refuses the new member, this one. Stop the other process, "
+                 "or give this one its own group_instance_id)",
+                 id);
+    else
+        snprintf(buf, size,
+                 " (another process joined with group_instance_id \"%s\": "
+                 "the broker fenced this older member. Run one process per "
+                 "group_instance_id)",
+                 id);
+}
+
 int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
                         ksafe_error *err)
 {
@@ -263,10 +181,11 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
             return 0;
         }
         if (code == RD_KAFKA_RESP_ERR__FATAL) {
-            char reason[200];
+            char reason[200], hint[400];
             code = rd_kafka_fatal_error(c->cl.rk, reason, sizeof(reason));
+            fatal_hint(c, code, hint, sizeof(hint));
             rc = ksafe__error_set(err, KSAFE_EFATAL, code, KSAFE_ERROR_FATAL,
-                                  "fatal consumer error: %s", reason);
+                                  "fatal consumer error: %s%s", reason, hint);
         } else {
             rc = ksafe__error_set(
                 err, KSAFE_EKAFKA, code, 0, "consumer error%s%s [%d]: %s",
@@ -360,90 +279,6 @@ void ksafe_consumer_stop(ksafe_consumer *c)
 int ksafe_consumer_stop_requested(const ksafe_consumer *c)
 {
     return c && c->stop ? 1 : 0;
-}
-
-/* ---- static membership ------------------------------------------------- */
-
-#define INSTANCE_ID_MAX 249
-
-static int id_char_ok(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-}
-
-/* Checks a group.instance.id as the broker would. */
-static int check_instance_id(const char *id, const char *what,
-                             ksafe_error *err)
-{
-    size_t i, n = strlen(id);
-
-    if (n > INSTANCE_ID_MAX)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "%s is %zu characters long, above Kafka's "
-                                "limit of %d",
-                                what, n, INSTANCE_ID_MAX);
-    for (i = 0; i < n; i++)
-        if (!id_char_ok(id[i]))
-            return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                    "%s has character 0x%02x at %zu: Kafka "
-                                    "accepts only [a-zA-Z0-9._-]",
-                                    what, (unsigned)(unsigned char)id[i], i);
-    return 0;
-}
-
-int ksafe_group_instance_id(char *buf, size_t size, const char *suffix,
-                            ksafe_error *err)
-{
-    char host[256];
-    size_t hlen, slen, i, total;
-    int rc;
-
-    if (!buf)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "buf is NULL");
-    if (size)
-        buf[0] = '\0';
-    if (!suffix)
-        suffix = "";
-    slen = strlen(suffix);
-    if (slen && (rc = check_instance_id(suffix, "suffix", err)))
-        return rc;
-    if (gethostname(host, sizeof(host)) != 0)
-        return ksafe__error_set(err, KSAFE_EIO, 0, 0,
-                                "gethostname failed: no host name to derive "
-                                "a group.instance.id from");
-    host[sizeof(host) - 1] = '\0';
-    hlen = strlen(host);
-    if (!hlen)
-        return ksafe__error_set(err, KSAFE_EIO, 0, 0,
-                                "the host name is empty: no stable "
-                                "group.instance.id can be derived");
-    for (i = 0; i < hlen; i++)
-        if (!id_char_ok(host[i]))
-            host[i] = '-';
-    if (slen + 1 >= INSTANCE_ID_MAX)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "suffix is %zu characters long: with the "
-                                "host name it would exceed Kafka's limit of "
-                                "%d",
-                                slen, INSTANCE_ID_MAX);
-    /* Shorten the host part, never the caller's suffix. */
-    if (hlen + (slen ? slen + 1 : 0) > INSTANCE_ID_MAX)
-        hlen = INSTANCE_ID_MAX - (slen ? slen + 1 : 0);
-    total = hlen + (slen ? slen + 1 : 0);
-    if (total + 1 > size)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "buf holds %zu bytes; the id \"%.*s%s%s\" "
-                                "needs %zu",
-                                size, (int)hlen, host, slen ? "-" : "",
-                                suffix, total + 1);
-    memcpy(buf, host, hlen);
-    if (slen) {
-        buf[hlen] = '-';
-        memcpy(buf + hlen + 1, suffix, slen);
-    }
-    buf[total] = '\0';
-    return 0;
 }
 
 void ksafe_consumer_free(ksafe_consumer *c)

@@ -44,6 +44,7 @@ int main(int argc, char **argv)
         sample_produce_demo(&sc, TOPIC, 10, 5);
     }
     co.bootstrap_servers = sc.bootstrap;
+    sample_consumer_group(&sc, &co, 0);
     co.group_id = "orders-service";     /* offsets are kept per group */
     lo.handler = handle;
     lo.payload = &handled;

@@ -13,6 +13,9 @@
  *                               created with 8 partitions (admin API)
  *   demo ... --topic NAME       use NAME instead: created when missing, and
  *                               if it exists it must have 8 partitions
+ *   demo ... --group-protocol consumer
+ *                               the workers' group under KIP-848 (the
+ *                               broker assigns; librdkafka >= 2.12)
  *
  * Workers are this program run again with --worker (a fresh process: a
  * librdkafka client must not cross fork()).
@@ -35,6 +38,7 @@
 
 typedef struct worker_args {
     const char *bootstrap, *topic, *group, *out, *stats;
+    const char *protocol; /* "classic" or "consumer" (KIP-848) */
     int session_ms, handler_us;
     uint64_t commit_every;
 } worker_args;
@@ -93,8 +97,15 @@ static int worker(const worker_args *a)
     }
     co.bootstrap_servers = a->bootstrap;
     co.group_id = a->group;
-    co.session_timeout_ms = a->session_ms;
-    co.heartbeat_interval_ms = a->session_ms / 6;
+    if (sample_group_protocol(a->protocol, &co.group_protocol)) {
+        fprintf(stderr, "worker: unknown group protocol %s\n", a->protocol);
+        return 1;
+    }
+    /* Under KIP-848 the broker owns the session: ksafe refuses it set. */
+    if (co.group_protocol == KSAFE_GROUP_PROTOCOL_CLASSIC) {
+        co.session_timeout_ms = a->session_ms;
+        co.heartbeat_interval_ms = a->session_ms / 6;
+    }
     co.rdkafka_properties = fast;
     lo.handler = handle;
     lo.payload = &e;
@@ -129,7 +140,7 @@ static pid_t spawn_worker(const char *self, const worker_args *a)
     pid = fork();
     if (pid == 0) {
         execl(self, self, "--worker", a->bootstrap, a->topic, a->group, a->out,
-              a->stats, session, us, every, (char *)NULL);
+              a->stats, session, us, every, a->protocol, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -218,9 +229,9 @@ int main(int argc, char **argv)
     const char *named_topic = NULL;
     time_t deadline;
 
-    if (argc == 10 && strcmp(argv[1], "--worker") == 0) {
+    if (argc == 11 && strcmp(argv[1], "--worker") == 0) {
         worker_args wa = {argv[2], argv[3], argv[4], argv[5], argv[6],
-                          atoi(argv[7]), atoi(argv[8]),
+                          argv[10], atoi(argv[7]), atoi(argv[8]),
                           strtoull(argv[9], NULL, 10)};
         return worker(&wa);
     }
@@ -257,6 +268,9 @@ int main(int argc, char **argv)
         snprintf(out[w], sizeof(out[w]), "%s/worker-%d.out", dir, w);
         snprintf(stats[w], sizeof(stats[w]), "%s/worker-%d.stats", dir, w);
         a[w] = (worker_args){sc.bootstrap, topic, group, out[w], stats[w],
+                             sc.group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER
+                                 ? "consumer"
+                                 : "classic",
                              6000, 200, 1000};
         fd = open(stats[w], O_RDWR | O_CREAT, 0644);
         if (fd < 0 || ftruncate(fd, sizeof(ksafe_loop_stats)))

@@ -103,6 +103,7 @@ int main(int argc, char **argv)
     }
     so.db = db; /* marks join the handler's transaction on this connection */
     co.bootstrap_servers = sc.bootstrap;
+    sample_consumer_group(&sc, &co, 0);
     co.group_id = "payments-service";
     lo.handler = credit;
     lo.payload = db;

@@ -49,17 +49,18 @@ static void on_lost(ksafe_consumer *c,
     show("LOST", l, name);
 }
 
-static ksafe_consumer *member(const char *bootstrap, const char *name)
+static ksafe_consumer *member(const sample_cluster *sc, const char *name)
 {
     ksafe_consumer_options o = KSAFE_CONSUMER_OPTIONS_INIT;
     const char *topic = TOPIC;
     ksafe_consumer *c;
     ksafe_error err;
 
-    o.bootstrap_servers = bootstrap;
+    o.bootstrap_servers = sc->bootstrap;
     o.group_id = "rebalance-hooks-sample";
-    o.session_timeout_ms = 6000; /* short, so the embedded cluster is quick */
-    o.heartbeat_interval_ms = 1000;
+    /* A short session, so the embedded cluster is quick (under KIP-848
+     * the broker sets it). */
+    sample_consumer_group(sc, &o, 6000);
     o.on_assigned = on_assigned;
     o.on_revoked = on_revoked;
     o.on_lost = on_lost;
@@ -103,11 +104,11 @@ int main(int argc, char **argv)
     sample_cluster_open(&sc, argc, argv);
     sample_cluster_topic(&sc, TOPIC, 6);
     printf("-- A and B join\n");
-    cs[0] = member(sc.bootstrap, "A");
-    cs[1] = member(sc.bootstrap, "B");
+    cs[0] = member(&sc, "A");
+    cs[1] = member(&sc, "B");
     run(cs, 3, 12);
     printf("-- C joins\n");
-    cs[2] = member(sc.bootstrap, "C");
+    cs[2] = member(&sc, "C");
     run(cs, 3, 16);
     printf("-- A leaves\n");
     if (ksafe_consumer_close(cs[0], &err))

@@ -63,7 +63,7 @@ static int produce(const char *bootstrap)
     return delivered;
 }
 
-static int consume(const char *bootstrap, int expected)
+static int consume(const sample_cluster *sc, int expected)
 {
     ksafe_consumer_options o = KSAFE_CONSUMER_OPTIONS_INIT;
     const char *topics[] = {TOPIC};
@@ -72,8 +72,9 @@ static int consume(const char *bootstrap, int expected)
     int processed = 0;
     time_t deadline = time(NULL) + 60;
 
-    o.bootstrap_servers = bootstrap;
+    o.bootstrap_servers = sc->bootstrap;
     o.group_id = "ksafe-roundtrip-group";
+    sample_consumer_group(sc, &o, 0);
     if (ksafe_consumer_new(&c, &o, &err) ||
         ksafe_consumer_subscribe(c, topics, 1, &err)) {
         fprintf(stderr, "consumer: %s\n", err.message);
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
     sample_cluster_open(&sc, argc, argv);
     sample_cluster_topic(&sc, TOPIC, 4);
     delivered = produce(sc.bootstrap);
-    processed = delivered > 0 ? consume(sc.bootstrap, delivered) : 0;
+    processed = delivered > 0 ? consume(&sc, delivered) : 0;
     printf("produced %d, delivered %d, processed %d\n", RECORDS, delivered,
            processed);
     sample_cluster_close(&sc);

@@ -99,6 +99,7 @@ static int read_back(sample_cluster *sc, int partitions, int *seen)
 
     snprintf(group, sizeof(group), "payment-batches-reader-%ld", run_id);
     co.bootstrap_servers = sc->bootstrap;
+    sample_consumer_group(sc, &co, 0);
     co.group_id = group;
     if (ksafe_consumer_new(&c, &co, &err)) {
         fprintf(stderr, "consumer: %s\n", err.message);

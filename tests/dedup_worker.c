@@ -183,8 +183,17 @@ int main(int argc, char **argv)
     }
     co.bootstrap_servers = argv[1];
     co.group_id = argv[3];
-    co.session_timeout_ms = atoi(argv[6]);
-    co.heartbeat_interval_ms = co.session_timeout_ms / 6;
+    /* The protocol of the test run (KSAFE_TEST_GROUP_PROTOCOL); under the
+     * classic one the session of argv[6]. */
+    {
+        ksafe_test_timing t;
+        t.session_timeout_ms = atoi(argv[6]);
+        t.heartbeat_interval_ms = t.session_timeout_ms / 6;
+        if (ksafe_test_consumer_group(&co, t, &err)) {
+            fprintf(stderr, "dedup: %s\n", err.message);
+            return 2;
+        }
+    }
     co.rdkafka_properties = fast;
     lo.batch_handler = apply;
     lo.batch_size = 200;

@@ -67,8 +67,11 @@ int main(int argc, char **argv)
     }
     co.bootstrap_servers = argv[1];
     co.group_id = argv[3];
-    co.session_timeout_ms = 4000;
-    co.heartbeat_interval_ms = 500;
+    /* The embedded cluster's timing, under the test run's protocol. */
+    if (ksafe_test_consumer_group(&co, ksafe_test_group_timing(1), &err)) {
+        fprintf(stderr, "loop-worker: %s\n", err.message);
+        return 2;
+    }
     co.rdkafka_properties = fast;
     lo.handler = handle;
     lo.payload = &w;

@@ -150,7 +150,45 @@ START_TEST(full_document_maps_every_consumer_field)
     ck_assert_ptr_null(o.on_revoked);
     ck_assert_ptr_null(o.on_lost);
     ck_assert_ptr_null(o.rebalance_payload);
+    /* not in the document: the preset's */
+    ck_assert_int_eq(o.group_protocol, KSAFE_GROUP_PROTOCOL_CLASSIC);
     ksafe_config_free(cfg);
+}
+END_TEST
+
+/* KIP-848 is one key away, and a misspelt protocol lists the two names. */
+START_TEST(group_protocol_is_read_and_checked)
+{
+    ksafe_config *cfg = load_ok("{\"bootstrap_servers\": \"h:1\", "
+                                "\"consumer\": {\"group_id\": \"g\", "
+                                "\"group_protocol\": \"consumer\"}}");
+    ksafe_consumer_options o;
+    ksafe_error err;
+    int rc;
+
+    rc = ksafe_config_consumer_options(cfg, &o, &err);
+    if (rd_kafka_version() >= 0x020c00ff) {
+        ck_assert_ok(rc, err);
+    } else {
+        /* The options are filled, validation refuses them on 2.0.2. */
+        ck_assert_int_eq(rc, KSAFE_EINVAL);
+        ck_assert_msg(strstr(err.message, "2.12.0") != NULL, "%s",
+                      err.message);
+    }
+    ck_assert_int_eq(o.group_protocol, KSAFE_GROUP_PROTOCOL_CONSUMER);
+    ksafe_config_free(cfg);
+
+    rc = ksafe_config_load_string(
+        &cfg,
+        "{\"bootstrap_servers\": \"h:1\",\n \"consumer\": "
+        "{\"group_protocol\": \"kip848\"}}",
+        &err);
+    ck_assert_int_eq(rc, KSAFE_EJSON);
+    ck_assert_msg(strstr(err.message, "$.consumer.group_protocol") &&
+                      strstr(err.message, "classic") &&
+                      strstr(err.message, "consumer") &&
+                      strstr(err.message, "line 2"),
+                  "%s", err.message);
 }
 END_TEST
 
@@ -651,7 +689,7 @@ static const char handle_doc[] =
     "  \"client_id\": \"cfg-test\",\n"
     "  \"rdkafka_properties\": {\"socket.keepalive.enable\": true,\n"
     "                         \"message.max.bytes\": 2000000},\n"
-    "  \"producer\": {\"linger_ms\": 17, \"compression\": \"zstd\",\n"
+    "  \"producer\": {\"linger_ms\": 17, \"compression\": \"lz4\",\n"
     "               \"max_in_flight\": 3, \"delivery_timeout_ms\": 60000},\n"
     "  \"consumer\": {\"group_id\": \"cfg-group\",\n"
     "               \"auto_offset_reset\": \"%s\",\n"
@@ -680,12 +718,33 @@ START_TEST(producer_from_json_has_the_documents_settings)
     ck_assert_str_eq(prop(rk, "bootstrap.servers"), "127.0.0.1:1");
     ck_assert_str_eq(prop(rk, "client.id"), "cfg-test");
     ck_assert_str_eq(prop(rk, "linger.ms"), "17");
-    ck_assert_str_eq(prop(rk, "compression.type"), "zstd");
+    ck_assert_str_eq(prop(rk, "compression.type"), "lz4");
     ck_assert_str_eq(prop(rk, "max.in.flight.requests.per.connection"), "3");
     ck_assert_str_eq(prop(rk, "delivery.timeout.ms"), "60000");
     ck_assert_str_eq(prop(rk, "socket.keepalive.enable"), "true");
     ck_assert_str_eq(prop(rk, "message.max.bytes"), "2000000");
     ck_assert_str_eq(prop(rk, "enable.idempotence"), "true");
+    ksafe_producer_free(p);
+}
+END_TEST
+
+/* zstd is compiled into librdkafka only when libzstd was there: tagged
+ * TEST_NEEDS_ZSTD, SKIP (77) on a librdkafka without it. */
+START_TEST(zstd_from_json_reaches_librdkafka)
+{
+    ksafe_config *cfg = load_ok("{\"bootstrap_servers\": \"127.0.0.1:1\", "
+                                "\"producer\": {\"compression\": "
+                                "\"zstd\"}}");
+    ksafe_producer_options o;
+    ksafe_producer *p = NULL;
+    ksafe_error err;
+
+    ck_assert_ok(ksafe_config_producer_options(cfg, &o, &err), err);
+    o.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    ksafe_config_free(cfg);
+    ck_assert_str_eq(prop(ksafe_producer_rdkafka(p), "compression.type"),
+                     "zstd");
     ksafe_producer_free(p);
 }
 END_TEST
@@ -824,9 +883,11 @@ static Suite *config_suite(void)
     TCase *files = tcase_create("files");
     TCase *handles = tcase_create("handles");
     TCase *args = tcase_create("arguments");
+    TCase *t;
 
     tcase_add_test(mapping, full_document_maps_every_producer_field);
     tcase_add_test(mapping, full_document_maps_every_consumer_field);
+    tcase_add_test(mapping, group_protocol_is_read_and_checked);
     tcase_add_test(mapping, enum_values_ignore_case);
     tcase_add_test(mapping, properties_keep_order_and_convert_scalars);
     suite_add_tcase(s, mapping);
@@ -858,6 +919,10 @@ static Suite *config_suite(void)
     tcase_add_test(handles, consumer_from_json_has_the_documents_settings);
     tcase_add_test(handles, options_from_json_refuse_what_new_refuses);
     suite_add_tcase(s, handles);
+    t = tcase_create("zstd");
+    tcase_set_tags(t, TEST_NEEDS_ZSTD);
+    tcase_add_test(t, zstd_from_json_reaches_librdkafka);
+    suite_add_tcase(s, t);
 
     tcase_add_test(args, null_arguments_are_refused);
     suite_add_tcase(s, args);

@@ -41,28 +41,21 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Workers get the kit's group timing for this cluster: a stock broker
- * refuses the embedded cluster's short session. */
-static int test_session_ms(void)
-{
-    return ksafe_test_group_timing(ksafe_test_cluster_is_embedded(tc))
-        .session_timeout_ms;
-}
-
 static pid_t spawn(const char *worker, const char *topic, const char *group,
                    const char *out, const char *stats)
 {
     char every[16], us[16], session[16];
     pid_t pid;
 
-    snprintf(session, sizeof(session), "%d", test_session_ms());
+    snprintf(session, sizeof(session), "%d", test_session_ms(tc));
     snprintf(every, sizeof(every), "%d", COMMIT_EVERY);
     snprintf(us, sizeof(us), "%d", HANDLER_US);
     pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
         execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
-              topic, group, out, stats, session, us, every, (char *)NULL);
+              topic, group, out, stats, session, us, every,
+              test_kip848() ? "consumer" : "classic", (char *)NULL);
         _exit(127);
     }
     ck_assert_int_gt(pid, 0);
@@ -242,7 +235,7 @@ static pid_t spawn_dedup(const char *worker, const char *topic,
     char session[16];
     pid_t pid;
 
-    snprintf(session, sizeof(session), "%d", test_session_ms());
+    snprintf(session, sizeof(session), "%d", test_session_ms(tc));
     pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */

@@ -260,6 +260,78 @@ START_TEST(consumer_timing_rules)
 }
 END_TEST
 
+/*
+ * KIP-848: the broker owns session, heartbeat and assignor, so a consumer
+ * under group_protocol CONSUMER refuses them changed (librdkafka would
+ * refuse the handle), and a librdkafka without the protocol's general
+ * availability refuses the protocol itself.
+ */
+START_TEST(group_protocol_rules)
+{
+    static const char *const raw_session[] = {"session.timeout.ms", "6000",
+                                              NULL};
+    static const char *const raw_protocol[] = {"group.protocol", "consumer",
+                                               NULL};
+    ksafe_consumer_options c = copts();
+    ksafe_consumer *k;
+    ksafe_error err;
+
+    ck_assert_int_eq(c.group_protocol, KSAFE_GROUP_PROTOCOL_CLASSIC);
+    c.group_protocol = (ksafe_group_protocol)2;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL, "group_protocol 2 is not");
+    /* The protocol is a typed field, under either protocol. */
+    c = copts();
+    c.rdkafka_properties = raw_protocol;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
+                          "rdkafka_properties sets group.protocol=consumer");
+
+    c = copts();
+    c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+    if (rd_kafka_version() < 0x020c00ff) {
+        EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL, "needs librdkafka 2.12.0");
+        ck_assert_int_eq(ksafe_consumer_new(&k, &c, &err), KSAFE_EINVAL);
+        ck_assert_ptr_null(k);
+        return;
+    }
+    /* The preset's timings are accepted: they are not sent. */
+    ck_assert_ok(ksafe_consumer_options_validate(&c, &err), err);
+    c.max_poll_interval_ms = 10000; /* below the preset session: fine */
+    ck_assert_ok(ksafe_consumer_new(&k, &c, &err), err);
+    ck_assert_str_eq(prop(ksafe_consumer_rdkafka(k), "group.protocol"),
+                     "consumer");
+    ck_assert_str_eq(prop(ksafe_consumer_rdkafka(k), "enable.auto.commit"),
+                     "false");
+    ck_assert_str_eq(prop(ksafe_consumer_rdkafka(k), "isolation.level"),
+                     "read_committed");
+    ksafe_consumer_free(k);
+
+    c = copts();
+    c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+    c.session_timeout_ms = 6000;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
+                          "group.consumer.session.timeout.ms");
+    c = copts();
+    c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+    c.heartbeat_interval_ms = 1000;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
+                          "group.consumer.heartbeat.interval.ms");
+    c = copts();
+    c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+    c.assignment_strategy = KSAFE_ASSIGN_RANGE;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL, "assignment_strategy is range");
+    c = copts();
+    c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+    c.rdkafka_properties = raw_session;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
+                          "rdkafka_properties sets session.timeout.ms");
+    /* Under the classic protocol the same raw property is fine. */
+    c.group_protocol = KSAFE_GROUP_PROTOCOL_CLASSIC;
+    c.session_timeout_ms = 6000;
+    c.heartbeat_interval_ms = 1000;
+    ck_assert_ok(ksafe_consumer_options_validate(&c, &err), err);
+}
+END_TEST
+
 START_TEST(producer_ranges)
 {
     ksafe_producer_options p = popts();
@@ -606,6 +678,7 @@ static Suite *options_suite(void)
     tcase_add_test(valid, required_fields_are_named);
     tcase_add_test(valid, unknown_version_is_refused);
     tcase_add_test(valid, consumer_timing_rules);
+    tcase_add_test(valid, group_protocol_rules);
     tcase_add_test(valid, producer_ranges);
     tcase_add_test(valid, security_combinations);
     tcase_add_test(valid, raw_property_list_shape);

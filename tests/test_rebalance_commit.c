@@ -191,7 +191,8 @@ static pid_t spawn_worker(const char *worker, const char *topic,
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
         execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
-              topic, group, out, stats, session, us, every, (char *)NULL);
+              topic, group, out, stats, session, us, every,
+              test_kip848() ? "consumer" : "classic", (char *)NULL);
         _exit(127);
     }
     ck_assert_int_gt(pid, 0);
@@ -243,7 +244,7 @@ START_TEST(sigkill_redelivery_stays_within_policy)
     static int counts[KILL_RECORDS];
     static char out[WORKERS][600], stats[WORKERS][600];
     const char *worker = getenv("KSAFE_DEMO_WORKER");
-    int session_ms = ksafe_test_cluster_is_embedded(tc) ? 4000 : 6000;
+    int session_ms = test_session_ms(tc);
     char topic[64], group[64], dir[] = "/tmp/ksafe-rbk-XXXXXX";
     ksafe_loop_stats *st[WORKERS];
     pid_t pid[WORKERS];

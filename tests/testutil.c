@@ -5,22 +5,95 @@
 
 ksafe_test_cluster *tc;
 
+int test_rdkafka_has_feature(const char *feature)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char features[512], *tok, *save = NULL;
+    size_t size = sizeof(features);
+    int found = 0;
+
+    if (rd_kafka_conf_get(conf, "builtin.features", features, &size) ==
+        RD_KAFKA_CONF_OK)
+        for (tok = strtok_r(features, ",", &save); tok && !found;
+             tok = strtok_r(NULL, ",", &save))
+            found = strcmp(tok, feature) == 0;
+    rd_kafka_conf_destroy(conf);
+    return found;
+}
+
+int test_kip848(void)
+{
+    ksafe_group_protocol p;
+
+    /* test_run() refused an unknown value before any case ran. */
+    return ksafe_test_group_protocol(&p, NULL) == 0 &&
+           p == KSAFE_GROUP_PROTOCOL_CONSUMER;
+}
+
+void test_group_fields(ksafe_test_cluster *tc, ksafe_consumer_options *o)
+{
+    ksafe_error err;
+
+    ck_assert_ok(ksafe_test_consumer_group(
+                     o,
+                     ksafe_test_group_timing(ksafe_test_cluster_is_embedded(tc)),
+                     &err),
+                 err);
+}
+
+int test_session_ms(ksafe_test_cluster *tc)
+{
+    int embedded = ksafe_test_cluster_is_embedded(tc);
+
+    if (test_kip848() && !embedded)
+        return 45000; /* group.consumer.session.timeout.ms's default */
+    return ksafe_test_group_timing(embedded).session_timeout_ms;
+}
+
+/* Features a case may need: their tags are left out of the plain run. */
+static const char *const feature_tags = TEST_NEEDS_ZSTD;
+
 int test_run(Suite *s, int argc, char **argv)
 {
     const char *bootstrap = getenv(KSAFE_TEST_BOOTSTRAP_ENV);
     int embedded = !bootstrap || !*bootstrap;
     const char *only = NULL;
+    char needs[64];
     int wants_embedded = 0;
+    ksafe_group_protocol protocol;
+    ksafe_error err;
     SRunner *sr;
     int failed;
+
+    if (ksafe_test_group_protocol(&protocol, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        srunner_free(srunner_create(s)); /* frees the suite */
+        return EXIT_FAILURE;
+    }
 
     if (argc == 2 && strcmp(argv[1], "--embedded-only") == 0) {
         only = TEST_EMBEDDED_ONLY;
         wants_embedded = 1;
     } else if (argc == 2 && strcmp(argv[1], "--real-only") == 0) {
         only = TEST_REAL_ONLY;
+    } else if (argc == 3 && strcmp(argv[1], "--needs") == 0) {
+        snprintf(needs, sizeof(needs), "needs-%s", argv[2]);
+        if (!test_rdkafka_has_feature(argv[2])) {
+            printf("SKIP: librdkafka %s is built without %s (its "
+                   "builtin.features)\n",
+                   rd_kafka_version_str(), argv[2]);
+            srunner_free(srunner_create(s)); /* frees the suite */
+            return 77;
+        }
+        sr = srunner_create(s);
+        srunner_run_tagged(sr, NULL, NULL, needs, NULL, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
     } else if (argc != 1) {
-        fprintf(stderr, "usage: %s [--embedded-only | --real-only]\n",
+        fprintf(stderr,
+                "usage: %s [--embedded-only | --real-only | --needs "
+                "<feature>]\n",
                 argv[0]);
         srunner_free(srunner_create(s)); /* frees the suite */
         return EXIT_FAILURE;
@@ -32,10 +105,19 @@ int test_run(Suite *s, int argc, char **argv)
         srunner_free(srunner_create(s)); /* frees the suite */
         return 77;
     }
+    /* Which librdkafka and protocol this run tested, for the logs. */
+    printf("librdkafka %s (headers 0x%08x), group protocol %s\n",
+           rd_kafka_version_str(), (unsigned)RD_KAFKA_VERSION,
+           protocol == KSAFE_GROUP_PROTOCOL_CONSUMER ? "consumer (KIP-848)"
+                                                     : "classic");
     sr = srunner_create(s);
-    srunner_run_tagged(sr, NULL, NULL, only,
-                       only ? NULL : TEST_EMBEDDED_ONLY " " TEST_REAL_ONLY,
-                       CK_NORMAL);
+    {
+        char exclude[256];
+        snprintf(exclude, sizeof(exclude), "%s %s %s", TEST_EMBEDDED_ONLY,
+                 TEST_REAL_ONLY, feature_tags);
+        srunner_run_tagged(sr, NULL, NULL, only, only ? feature_tags : exclude,
+                           CK_NORMAL);
+    }
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

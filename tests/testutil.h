@@ -24,7 +24,19 @@
 #define TEST_EMBEDDED_ONLY "embedded-only"
 #define TEST_REAL_ONLY "real-only"
 
-/* Runs (and frees) `s` as argv asks; returns the exit code for meson.
+/*
+ * Cases that need a feature librdkafka may be built without carry the tag
+ * "needs-<feature>" (a name from librdkafka's builtin.features). Meson runs
+ * them with `--needs <feature>`: that run exits 77 (SKIP) when the linked
+ * librdkafka lacks the feature. The untagged run leaves them out.
+ */
+#define TEST_NEEDS_ZSTD "needs-zstd"
+
+/* 1 when the linked librdkafka's builtin.features lists `feature`. */
+int test_rdkafka_has_feature(const char *feature);
+
+/* Runs (and frees) `s` as argv asks ([--embedded-only | --real-only |
+ * --needs <feature>]); returns the exit code for meson.
  * CK_FORK etc. come from the environment (valgrind sets CK_FORK=no). */
 int test_run(Suite *s, int argc, char **argv);
 
@@ -49,6 +61,26 @@ static inline void test_quiet_log(int level, const char *fac, const char *msg,
 {
     (void)level; (void)fac; (void)msg; (void)payload;
 }
+
+/*
+ * The group protocol: suites run under the classic protocol, or under
+ * KIP-848's when KSAFE_TEST_GROUP_PROTOCOL=consumer (the `-kip848` runs of
+ * tests/meson.build, librdkafka >= 2.12 only). Eager assignment strategies
+ * do not exist under KIP-848: cases about them are registered only in a
+ * classic run (test_eager_runs()), so a KIP-848 run never reports them as
+ * passed.
+ */
+int test_kip848(void);
+static inline int test_eager_runs(void) { return !test_kip848(); }
+
+/* Sets the group fields of test consumer options for the protocol in use
+ * (ksafe_test_consumer_group() with the timings of this cluster kind). */
+void test_group_fields(ksafe_test_cluster *tc, ksafe_consumer_options *o);
+
+/* The session timeout that applies to test consumers of `tc`: the classic
+ * protocol's from ksafe_test_group_timing(), or under KIP-848 the
+ * broker's (the embedded cluster's is the same; a stock broker's 45 s). */
+int test_session_ms(ksafe_test_cluster *tc);
 
 /* ---- testutil.c: helpers for integration suites ---- */
 

@@ -50,6 +50,30 @@ typedef enum ksafe_assignment_strategy {
 } ksafe_assignment_strategy;
 
 /**
+ * group.protocol: who decides the assignment of a consumer group.
+ * Which librdkafka versions and brokers support each: docs/compatibility.md.
+ */
+typedef enum ksafe_group_protocol {
+    /**
+     * The classic protocol (default): the members agree on an assignment
+     * through JoinGroup/SyncGroup, with the session_timeout_ms,
+     * heartbeat_interval_ms and assignment_strategy set here.
+     */
+    KSAFE_GROUP_PROTOCOL_CLASSIC = 0,
+    /**
+     * KIP-848's consumer protocol: the broker computes the assignment and
+     * changes it incrementally (the rebalance hooks see cooperative
+     * rebalances). The broker's group.consumer.session.timeout.ms,
+     * group.consumer.heartbeat.interval.ms and assignor replace
+     * session_timeout_ms, heartbeat_interval_ms and assignment_strategy,
+     * which must stay at their defaults (validation refuses them
+     * otherwise). Needs librdkafka >= 2.12.0, where it is generally
+     * available, and a broker that supports it (Kafka 4.0+).
+     */
+    KSAFE_GROUP_PROTOCOL_CONSUMER
+} ksafe_group_protocol;
+
+/**
  * Rebalance hook: the partitions just assigned, about to be revoked, or lost.
  * Runs on the thread that polls, inside ksafe_consumer_poll() (or the loop,
  * or ksafe_consumer_close()); `partitions` is borrowed for the call.
@@ -85,13 +109,14 @@ typedef struct ksafe_consumer_options {
     ksafe_partitions_cb on_revoked;    /**< before the final commit */
     ksafe_partitions_cb on_lost;       /**< nothing is committed for these */
     void *rebalance_payload;
+    ksafe_group_protocol group_protocol; /**< default CLASSIC */
 } ksafe_consumer_options;
 
 #define KSAFE_CONSUMER_OPTIONS_INIT                                          \
     { KSAFE_CONSUMER_OPTIONS_VERSION, KSAFE_CLIENT_OPTIONS_INIT_VALUES,      \
       NULL, NULL, KSAFE_OFFSET_RESET_EARLIEST,                               \
       KSAFE_ASSIGN_COOPERATIVE_STICKY, 45000, 3000, 300000, NULL, NULL,      \
-      NULL, NULL }
+      NULL, NULL, KSAFE_GROUP_PROTOCOL_CLASSIC }
 
 /** Sets `opts` to the safe preset of `version`. */
 KSAFE_EXTERN int ksafe_consumer_options_init(ksafe_consumer_options *opts,

@@ -111,7 +111,9 @@ typedef struct ksafe_test_cluster ksafe_test_cluster;
 
 /**
  * The cluster a test runs against: KSAFE_TEST_BOOTSTRAP if set and not
- * empty, else a new embedded cluster with one broker.
+ * empty, else a new embedded cluster with one broker. Errors: those of
+ * ksafe_mock_cluster_new(), and KSAFE_EINVAL when
+ * KSAFE_TEST_GROUP_PROTOCOL holds an unknown value.
  */
 KSAFE_EXTERN int ksafe_test_cluster_new(ksafe_test_cluster **out,
                                         ksafe_error *err);
@@ -169,9 +171,37 @@ typedef struct ksafe_test_timing {
 KSAFE_EXTERN ksafe_test_timing ksafe_test_group_timing(int embedded);
 
 /**
- * As above for a consumer in `group_id` (borrowed), with the timings of
- * ksafe_test_group_timing() for this cluster, max.poll.interval 30 s and
- * fetch.wait.max.ms=10.
+ * The environment variable choosing the group protocol of test consumers:
+ * unset, empty or "classic" for the classic protocol, "consumer" for
+ * KIP-848's. One suite then runs under either protocol unchanged.
+ */
+#define KSAFE_TEST_GROUP_PROTOCOL_ENV "KSAFE_TEST_GROUP_PROTOCOL"
+
+/**
+ * The group protocol KSAFE_TEST_GROUP_PROTOCOL asks for, into *out.
+ * Errors: KSAFE_EINVAL for any other value of the variable (named in the
+ * message), *out then CLASSIC. Thread-safe (reads the environment only).
+ */
+KSAFE_EXTERN int ksafe_test_group_protocol(ksafe_group_protocol *out,
+                                           ksafe_error *err);
+
+/**
+ * Sets the group fields of `opts` for a test: group_protocol from
+ * ksafe_test_group_protocol() and, under the classic protocol,
+ * session_timeout_ms and heartbeat_interval_ms from `t`. Under KIP-848 the
+ * broker owns both, so they stay at the preset (the embedded cluster runs
+ * its KIP-848 groups with ksafe_test_group_timing(1)).
+ * Errors: as ksafe_test_group_protocol().
+ */
+KSAFE_EXTERN int ksafe_test_consumer_group(ksafe_consumer_options *opts,
+                                           ksafe_test_timing t,
+                                           ksafe_error *err);
+
+/**
+ * As above for a consumer in `group_id` (borrowed), with the group
+ * protocol of ksafe_test_group_protocol(), the timings of
+ * ksafe_test_group_timing() for this cluster (classic protocol),
+ * max.poll.interval 30 s and fetch.wait.max.ms=10.
  */
 KSAFE_EXTERN void ksafe_test_cluster_consumer_options(
     ksafe_test_cluster *tc, ksafe_consumer_options *opts,
