@@ -28,6 +28,12 @@ static int retriable(ksafe_consumer *c, rd_kafka_resp_err_t e)
      * the rejoin the same commit is valid again. Eager members do not. */
     if (e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
         return ksafe__consumer_cooperative(c);
+    /* KIP-848: the commit carried an epoch the broker moved past while the
+     * member still owns the partition; the next heartbeat brings the new
+     * epoch and the same commit is accepted. (FENCED_MEMBER_EPOCH and
+     * UNKNOWN_MEMBER_ID mean the partitions are gone: not retried.) */
+    if (e == KSAFE__ERR_STALE_MEMBER_EPOCH)
+        return 1;
     switch (e) {
     case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
     case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
