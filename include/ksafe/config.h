@@ -1,5 +1,6 @@
 /*
- * ksafe/config.h - options from a JSON document (schema in README.md).
+ * ksafe/config.h - options from a JSON document (schema in
+ * docs/configuration.md).
  *
  * A ksafe_config owns every string of the options it fills (the
  * rdkafka_properties list included): keep it alive until the *_new() call

@@ -2,7 +2,7 @@
  * ksafe/ksafe.h - the whole public API.
  *
  * ksafe is a small C library over librdkafka that makes the safe way to use
- * Kafka the easy way. See README.md for the tour.
+ * Kafka the easy way. See README.md for the tour, docs/ for the guides.
  */
 #ifndef KSAFE_KSAFE_H
 #define KSAFE_KSAFE_H

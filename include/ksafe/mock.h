@@ -5,9 +5,10 @@
  * (rdkafka_mock.h): a real Kafka-protocol server on loopback TCP ports, in
  * this process. It is what the samples use when no --bootstrap is given and
  * what tests use when no real cluster is named. It is NOT a full Kafka: see
- * README.md "Embedded cluster limits" (in librdkafka 2.0.2 it does not filter
- * aborted transactions for read_committed readers, does not fence producers,
- * ignores group.instance.id, and keeps at most 5 MiB per partition).
+ * docs/testing.md, "Embedded cluster limits" (in librdkafka 2.0.2 it does
+ * not filter aborted transactions for read_committed readers, does not
+ * fence producers, ignores group.instance.id, and keeps at most 5 MiB per
+ * partition).
  *
  * ksafe_test_cluster is what a test should use: the cluster named by the
  * KSAFE_TEST_BOOTSTRAP environment variable when it is set, an embedded one
