@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/config.h - options from a JSON document (schema in
  * docs/configuration.md).
  *
@@ -18,6 +19,11 @@
 
 KSAFE_BEGIN_DECLS
 
+/**
+ * A loaded JSON configuration (opaque), never modified after loading, so
+ * several threads may fill options from it. Owns the strings of the options
+ * it fills; release with ksafe_config_free() after the *_new() calls.
+ */
 typedef struct ksafe_config ksafe_config;
 
 /**

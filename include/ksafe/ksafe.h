@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/ksafe.h - the whole public API.
  *
  * ksafe is a small C library over librdkafka that makes the safe way to use

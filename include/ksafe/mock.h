@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/mock.h - the embedded cluster and the test kit.
  *
  * ksafe_mock_cluster wraps librdkafka's experimental mock cluster
@@ -28,6 +29,11 @@
 
 KSAFE_BEGIN_DECLS
 
+/**
+ * An embedded cluster (opaque): brokers on loopback in this process.
+ * Created by ksafe_mock_cluster_new(), stopped and released by
+ * ksafe_mock_cluster_free().
+ */
 typedef struct ksafe_mock_cluster ksafe_mock_cluster;
 
 /**
@@ -108,6 +114,11 @@ KSAFE_EXTERN int ksafe_cluster_topic_partitions(const char *bootstrap,
 /** The environment variable naming a real cluster for tests. */
 #define KSAFE_TEST_BOOTSTRAP_ENV "KSAFE_TEST_BOOTSTRAP"
 
+/**
+ * A cluster for tests (opaque): the real one named by KSAFE_TEST_BOOTSTRAP,
+ * or an embedded one. Created by ksafe_test_cluster_new(), released by
+ * ksafe_test_cluster_free().
+ */
 typedef struct ksafe_test_cluster ksafe_test_cluster;
 
 /**
@@ -155,8 +166,8 @@ KSAFE_EXTERN void ksafe_test_cluster_producer_options(
 
 /** Consumer-group timings for tests. */
 typedef struct ksafe_test_timing {
-    int session_timeout_ms;
-    int heartbeat_interval_ms;
+    int session_timeout_ms;    /**< session.timeout.ms */
+    int heartbeat_interval_ms; /**< heartbeat.interval.ms */
 } ksafe_test_timing;
 
 /**
