@@ -70,7 +70,7 @@ int main(int argc, char **argv)
         rec.value_len = strlen(value);
         if (ksafe_producer_send(p, &rec, &err)) {
             /* KSAFE_EQUEUEFULL carries KSAFE_ERROR_RETRIABLE; KSAFE_EFATAL
-             * means ksafe_producer_recover() (see the README). */
+             * means ksafe_producer_recover() (see docs/producer.md). */
             fprintf(stderr, "send: %s\n", err.message);
             break;
         }

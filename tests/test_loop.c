@@ -373,7 +373,7 @@ END_TEST
  * A record that keeps failing for longer than max.poll.interval in total
  * does not cost the member its partitions: the loop polls between attempts.
  * (One single handler call longer than max.poll.interval would: see
- * README, "handler time limit".)
+ * docs/loop.md, the limit under "Retries do not stall the group".)
  */
 START_TEST(long_retry_keeps_group_membership)
 {

@@ -1,5 +1,7 @@
-/*
- * ksafe/config.h - options from a JSON document (schema in README.md).
+/**
+ * @file
+ * ksafe/config.h - options from a JSON document (schema in
+ * docs/configuration.md).
  *
  * A ksafe_config owns every string of the options it fills (the
  * rdkafka_properties list included): keep it alive until the *_new() call
@@ -17,6 +19,11 @@
 
 KSAFE_BEGIN_DECLS
 
+/**
+ * A loaded JSON configuration (opaque), never modified after loading, so
+ * several threads may fill options from it. Owns the strings of the options
+ * it fills; release with ksafe_config_free() after the *_new() calls.
+ */
 typedef struct ksafe_config ksafe_config;
 
 /**

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/consumer.h - the safe consumer.
  *
  * The preset never lets librdkafka decide that a record was processed:
@@ -19,6 +20,13 @@
 
 KSAFE_BEGIN_DECLS
 
+/**
+ * A safe consumer (opaque): offsets only after processing. Created by
+ * ksafe_consumer_new(), shut down by ksafe_consumer_close() (final commit,
+ * leave the group), released by ksafe_consumer_free(). Use it from the
+ * thread that polls; ksafe_consumer_stop() may come from any thread or a
+ * signal handler.
+ */
 typedef struct ksafe_consumer ksafe_consumer;
 
 /**
@@ -91,6 +99,17 @@ typedef enum ksafe_group_protocol {
 typedef void (*ksafe_partitions_cb)(
     ksafe_consumer *c, const rd_kafka_topic_partition_list_t *partitions,
     void *payload);
+
+/** @def KSAFE_CONSUMER_OPTIONS_VERSION
+ * The version of ksafe_consumer_options these headers define. */
+/** @def KSAFE_CONSUMER_OPTIONS_INIT
+ * The safe preset: see each field's default. */
+/** @var ksafe_consumer_options::version
+ * KSAFE_CONSUMER_OPTIONS_VERSION */
+/** @var ksafe_consumer_options::assignment_strategy
+ * default KSAFE_ASSIGN_COOPERATIVE_STICKY */
+/** @var ksafe_consumer_options::rebalance_payload
+ * passed to on_assigned, on_revoked and on_lost */
 
 #define KSAFE_CONSUMER_OPTIONS_VERSION 1
 
@@ -206,6 +225,7 @@ KSAFE_EXTERN int ksafe_consumer_commit(ksafe_consumer *c,
                                        ksafe_commit_mode mode,
                                        ksafe_error *err);
 
+/** The version of ksafe_commit_policy these headers define. */
 #define KSAFE_COMMIT_POLICY_VERSION 1
 
 /**
@@ -213,7 +233,7 @@ KSAFE_EXTERN int ksafe_consumer_commit(ksafe_consumer *c,
  * turns a trigger off (both off: only revoke, close and explicit commits).
  */
 typedef struct ksafe_commit_policy {
-    unsigned int version;
+    unsigned int version; /**< KSAFE_COMMIT_POLICY_VERSION */
     /** commit once this many records were marked since the last commit */
     unsigned int every_records;
     /** commit once this long passed since the last commit */
@@ -316,11 +336,18 @@ KSAFE_EXTERN void ksafe_consumer_free(ksafe_consumer *c);
 KSAFE_EXTERN rd_kafka_t *ksafe_consumer_rdkafka(ksafe_consumer *c);
 
 /* Record accessors. Pointers are borrowed from the message. */
+/** The record's topic, borrowed from the message. */
 KSAFE_EXTERN const char *ksafe_message_topic(const ksafe_message *msg);
+/** The record's partition. */
 KSAFE_EXTERN int32_t ksafe_message_partition(const ksafe_message *msg);
+/** The record's offset in its partition. */
 KSAFE_EXTERN int64_t ksafe_message_offset(const ksafe_message *msg);
+/** The record's key (NULL if it has none) and its length in `*len`
+ * (`len` may be NULL); borrowed from the message. */
 KSAFE_EXTERN const void *ksafe_message_key(const ksafe_message *msg,
                                            size_t *len);
+/** The record's value (NULL for a tombstone) and its length in `*len`
+ * (`len` may be NULL); borrowed from the message. */
 KSAFE_EXTERN const void *ksafe_message_value(const ksafe_message *msg,
                                              size_t *len);
 /** Creation or log-append time in ms since the epoch; -1 if unknown. */

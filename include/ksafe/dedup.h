@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/dedup.h - idempotent-consumer deduplication.
  *
  * At-least-once delivery means a record can arrive again: after a crash,
@@ -84,7 +85,7 @@ typedef enum ksafe_dedup_key_kind {
 
 /**
  * A key function: writes the key of `msg` into `buf` (`size` bytes) and its
- * length into *len. Returns 0, or a negative KSAFE_E* code and fills `err`
+ * length into `*len`. Returns 0, or a negative `KSAFE_E*` code and fills `err`
  * (a record it cannot key is KSAFE_EINVAL). A key longer than `size` must be
  * refused, not cut. Runs on the thread that extracts (the polling thread).
  */
@@ -92,6 +93,11 @@ typedef int (*ksafe_dedup_key_fn)(const ksafe_message *msg, void *buf,
                                   size_t size, size_t *len, ksafe_error *err,
                                   void *payload);
 
+/**
+ * A dedup key extractor (opaque): says what counts as "the same record".
+ * Created by ksafe_dedup_key_parse(), _new() or _new_custom(), released by
+ * ksafe_dedup_key_free(). Never modified after creation.
+ */
 typedef struct ksafe_dedup_key ksafe_dedup_key;
 
 /**
@@ -140,6 +146,12 @@ KSAFE_EXTERN void ksafe_dedup_key_free(ksafe_dedup_key *k);
 
 /* ---- stores ------------------------------------------------------------ */
 
+/**
+ * A deduplication store (opaque): remembers which keys are done, in
+ * transactions of claims and marks. Opened by ksafe_dedup_memory_new(),
+ * _sqlite_new(), _pg_new() or ksafe_dedup_store_new(), released by
+ * ksafe_dedup_store_free(). One thread at a time per handle.
+ */
 typedef struct ksafe_dedup_store ksafe_dedup_store;
 
 /** The answer of ksafe_dedup_claim(). */
@@ -168,17 +180,18 @@ typedef enum ksafe_dedup_txn_mode {
 typedef struct ksafe_dedup_stats {
     uint64_t claimed;    /**< claims that answered NEW */
     uint64_t duplicates; /**< claims that answered DUPLICATE: records skipped */
-    uint64_t marked;
-    uint64_t released;
-    uint64_t commits;
-    uint64_t rollbacks;
+    uint64_t marked;     /**< claims marked done */
+    uint64_t released;   /**< claims released (handler failed) */
+    uint64_t commits;    /**< transactions committed */
+    uint64_t rollbacks;  /**< transactions rolled back */
     uint64_t evicted;    /**< memory store: done keys dropped for capacity */
     uint64_t expired;    /**< keys forgotten by TTL or ksafe_dedup_expire() */
-    uint64_t reserved[4];
+    uint64_t reserved[4]; /**< for future counters; zero */
 } ksafe_dedup_stats;
 
 /* -- your own store -- */
 
+/** The version of ksafe_dedup_store_ops these headers define. */
 #define KSAFE_DEDUP_STORE_OPS_VERSION 1
 
 /**
@@ -238,6 +251,7 @@ KSAFE_EXTERN int ksafe_dedup_store_new(ksafe_dedup_store **out,
 
 /* -- memory store -- */
 
+/** The version of ksafe_dedup_memory_options these headers define. */
 #define KSAFE_DEDUP_MEMORY_OPTIONS_VERSION 1
 
 /**
@@ -259,14 +273,15 @@ KSAFE_EXTERN int ksafe_dedup_store_new(ksafe_dedup_store **out,
  * refused) and compares it, so nothing is skipped wrongly.
  */
 typedef struct ksafe_dedup_memory_options {
-    unsigned int version;
+    unsigned int version; /**< KSAFE_DEDUP_MEMORY_OPTIONS_VERSION */
     size_t capacity;    /**< keys kept, required, 1 .. 2^30 */
     int64_t ttl_ms;     /**< 0: no age limit */
     size_t key_bytes;   /**< 0: hashes only; else max key length kept */
     ksafe_dedup_clock_fn clock; /**< NULL: monotonic clock */
-    void *clock_payload;
+    void *clock_payload;        /**< passed to clock */
 } ksafe_dedup_memory_options;
 
+/** The defaults; capacity (0 here) must still be set. */
 #define KSAFE_DEDUP_MEMORY_OPTIONS_INIT                                      \
     { KSAFE_DEDUP_MEMORY_OPTIONS_VERSION, 0, 0, 0, NULL, NULL }
 
@@ -285,9 +300,12 @@ KSAFE_EXTERN int ksafe_dedup_memory_new(ksafe_dedup_store **out,
 
 /* -- SQLite store -- */
 
+/** The marks table of the SQL stores when marks_table is NULL. */
 #define KSAFE_DEDUP_TABLE_DEFAULT "ksafe_dedup_marks"
+/** The offsets table of the SQL stores when offsets_table is NULL. */
 #define KSAFE_DEDUP_OFFSETS_TABLE_DEFAULT "ksafe_dedup_offsets"
 
+/** The version of ksafe_dedup_sqlite_options these headers define. */
 #define KSAFE_DEDUP_SQLITE_OPTIONS_VERSION 1
 
 /**
@@ -295,32 +313,37 @@ KSAFE_EXTERN int ksafe_dedup_memory_new(ksafe_dedup_store **out,
  * Give `db` (your connection, borrowed: it must outlive the store and is
  * never closed by it) to commit the marks with your own writes, or `path`
  * to let the store open (and close) its own. Tables are created if absent:
- *
- *   <marks_table>(dedup_key BLOB PRIMARY KEY, created_ms INTEGER NOT NULL)
- *   <offsets_table>(group_id TEXT, topic TEXT, partition_id INTEGER,
- *                   next_offset INTEGER, updated_ms INTEGER,
- *                   PRIMARY KEY(group_id, topic, partition_id))
- *
+ * @verbatim
+   <marks_table>(dedup_key BLOB PRIMARY KEY, created_ms INTEGER NOT NULL)
+   <offsets_table>(group_id TEXT, topic TEXT, partition_id INTEGER,
+                   next_offset INTEGER, updated_ms INTEGER,
+                   PRIMARY KEY(group_id, topic, partition_id))
+   @endverbatim
  * With KSAFE_DEDUP_TXN_STORE, begin is BEGIN IMMEDIATE: the write lock is
  * taken up front, so a second writer waits (busy_timeout_ms) instead of
  * failing at commit. Use one transaction per poll batch.
  */
 typedef struct ksafe_dedup_sqlite_options {
-    unsigned int version;
+    unsigned int version;        /**< KSAFE_DEDUP_SQLITE_OPTIONS_VERSION */
     const char *path;            /**< opened by the store when db is NULL */
     struct sqlite3 *db;          /**< your connection, or NULL */
     const char *marks_table;     /**< identifier; NULL: default */
     const char *offsets_table;   /**< identifier; NULL: default */
-    ksafe_dedup_txn_mode txn_mode;
+    ksafe_dedup_txn_mode txn_mode; /**< default KSAFE_DEDUP_TXN_STORE */
     int busy_timeout_ms;         /**< own connection only; default 5000 */
     ksafe_dedup_clock_fn clock;  /**< NULL: wall clock (ms since epoch) */
-    void *clock_payload;
+    void *clock_payload;         /**< passed to clock */
 } ksafe_dedup_sqlite_options;
 
+/** The defaults: store-run transactions, busy timeout 5 s. */
 #define KSAFE_DEDUP_SQLITE_OPTIONS_INIT                                      \
     { KSAFE_DEDUP_SQLITE_OPTIONS_VERSION, NULL, NULL, NULL, NULL,            \
       KSAFE_DEDUP_TXN_STORE, 5000, NULL, NULL }
 
+/**
+ * Sets `opts` to the defaults of `version` (db or path still to be set).
+ * Fails with KSAFE_EVERSION for an unknown version, KSAFE_EINVAL for NULL.
+ */
 KSAFE_EXTERN int ksafe_dedup_sqlite_options_init(
     ksafe_dedup_sqlite_options *opts, unsigned int version);
 
@@ -338,6 +361,7 @@ KSAFE_EXTERN int ksafe_dedup_has_sqlite(void);
 
 /* -- PostgreSQL store -- */
 
+/** The version of ksafe_dedup_pg_options these headers define. */
 #define KSAFE_DEDUP_PG_OPTIONS_VERSION 1
 
 /**
@@ -346,12 +370,12 @@ KSAFE_EXTERN int ksafe_dedup_has_sqlite(void);
  * store) so a mark is an INSERT ... ON CONFLICT DO NOTHING in the same
  * transaction as your writes, or `conninfo` to let the store connect.
  * Tables (created if absent; a name may be schema-qualified):
- *
- *   <marks_table>(dedup_key BYTEA PRIMARY KEY, created_ms BIGINT NOT NULL)
- *   <offsets_table>(group_id TEXT, topic TEXT, partition_id INTEGER,
- *                   next_offset BIGINT, updated_ms BIGINT,
- *                   PRIMARY KEY(group_id, topic, partition_id))
- *
+ * @verbatim
+   <marks_table>(dedup_key BYTEA PRIMARY KEY, created_ms BIGINT NOT NULL)
+   <offsets_table>(group_id TEXT, topic TEXT, partition_id INTEGER,
+                   next_offset BIGINT, updated_ms BIGINT,
+                   PRIMARY KEY(group_id, topic, partition_id))
+   @endverbatim
  * Two members claiming the same key: the second one's claim waits for the
  * first transaction, then answers DUPLICATE if it committed, NEW if it
  * rolled back.
@@ -365,20 +389,26 @@ KSAFE_EXTERN int ksafe_dedup_has_sqlite(void);
  * In KSAFE_DEDUP_TXN_CALLER mode reconnecting is yours.
  */
 typedef struct ksafe_dedup_pg_options {
-    unsigned int version;
+    unsigned int version;        /**< KSAFE_DEDUP_PG_OPTIONS_VERSION */
     const char *conninfo;        /**< used when conn is NULL */
     struct pg_conn *conn;        /**< your connection, or NULL */
-    const char *marks_table;
-    const char *offsets_table;
-    ksafe_dedup_txn_mode txn_mode;
+    const char *marks_table;     /**< identifier; NULL: default */
+    const char *offsets_table;   /**< identifier; NULL: default */
+    ksafe_dedup_txn_mode txn_mode; /**< default KSAFE_DEDUP_TXN_STORE */
     ksafe_dedup_clock_fn clock;  /**< NULL: wall clock (ms since epoch) */
-    void *clock_payload;
+    void *clock_payload;         /**< passed to clock */
 } ksafe_dedup_pg_options;
 
+/** The defaults: store-run transactions, default table names. */
 #define KSAFE_DEDUP_PG_OPTIONS_INIT                                          \
     { KSAFE_DEDUP_PG_OPTIONS_VERSION, NULL, NULL, NULL, NULL,                \
       KSAFE_DEDUP_TXN_STORE, NULL, NULL }
 
+/**
+ * Sets `opts` to the defaults of `version` (conn or conninfo still to be
+ * set). Fails with KSAFE_EVERSION for an unknown version, KSAFE_EINVAL for
+ * NULL.
+ */
 KSAFE_EXTERN int ksafe_dedup_pg_options_init(ksafe_dedup_pg_options *opts,
                                              unsigned int version);
 

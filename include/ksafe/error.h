@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/error.h - the error model.
  *
  * Every public function that can fail returns an int: 0 on success or a
@@ -20,7 +21,7 @@ KSAFE_BEGIN_DECLS
 
 /** Error codes. 0 is success; every error is negative. */
 typedef enum ksafe_error_code {
-    KSAFE_OK = 0,
+    KSAFE_OK = 0,            /**< success */
     KSAFE_EINVAL = -1,       /**< invalid argument or option value */
     KSAFE_EUNSAFE = -2,      /**< refused: the setting weakens a safety guarantee */
     KSAFE_ENOMEM = -3,       /**< out of memory */
@@ -45,6 +46,7 @@ typedef enum ksafe_error_code {
 #define KSAFE_ERROR_FATAL 0x2u              /**< the client instance is unusable */
 #define KSAFE_ERROR_TXN_REQUIRES_ABORT 0x4u /**< abort the transaction, then go on */
 
+/** Size of ksafe_error::message, terminating NUL included. */
 #define KSAFE_ERROR_MESSAGE_SIZE 256
 
 /**

@@ -1,11 +1,30 @@
-/*
+/**
+ * @file
  * ksafe/ksafe.h - the whole public API.
  *
  * ksafe is a small C library over librdkafka that makes the safe way to use
- * Kafka the easy way. See README.md for the tour.
+ * Kafka the easy way. See README.md for the tour, docs/ for the guides.
  */
 #ifndef KSAFE_KSAFE_H
 #define KSAFE_KSAFE_H
+
+/**
+ * @mainpage ksafe API reference
+ *
+ * Generated from the doc comments of the public headers; include
+ * ksafe/ksafe.h for all of them. One header per module:
+ * - ksafe/error.h: ksafe_error and the KSAFE_E* codes;
+ * - ksafe/options.h: the fields both clients share, logging, the guard;
+ * - ksafe/producer.h and ksafe/txn.h: sending, reports, transactions;
+ * - ksafe/consumer.h: marking, commits, rebalances;
+ * - ksafe/loop.h: the at-least-once loop ksafe_run();
+ * - ksafe/dedup.h: dedup keys and stores;
+ * - ksafe/config.h: options from JSON;
+ * - ksafe/mock.h: the embedded cluster and the test kit.
+ *
+ * The guides (README.md and docs/ in the source tree) explain the
+ * guarantees and the choices behind them.
+ */
 
 #include "common.h"
 #include "error.h"

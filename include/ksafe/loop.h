@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/loop.h - the at-least-once loop.
  *
  * ksafe_run() polls, hands each record (or batch) to your handler, marks a
@@ -97,18 +98,19 @@ typedef struct ksafe_loop_stats {
     uint64_t lost;          /**< partitions lost (no commit for them) */
     uint64_t store_errors;  /**< dedup store failures retried (no record
                                  was charged for them) */
-    uint64_t reserved[5];
+    uint64_t reserved[5];   /**< for future counters; zero */
 } ksafe_loop_stats;
 
+/** The version of ksafe_loop_options these headers define. */
 #define KSAFE_LOOP_OPTIONS_VERSION 1
 
 /** Loop options. Initialise with KSAFE_LOOP_OPTIONS_INIT. */
 typedef struct ksafe_loop_options {
-    unsigned int version;
+    unsigned int version;       /**< KSAFE_LOOP_OPTIONS_VERSION */
     /** Exactly one of handler / batch_handler. */
     ksafe_record_handler handler;
-    ksafe_batch_handler batch_handler;
-    void *payload;
+    ksafe_batch_handler batch_handler; /**< or handler, not both */
+    void *payload;              /**< passed to the handler */
     size_t batch_size;          /**< batch handler: at most; default 100 */
     int batch_max_wait_ms;      /**< batch handler: wait to fill; default 100 */
     ksafe_semantics semantics;  /**< default KSAFE_AT_LEAST_ONCE */
@@ -167,6 +169,8 @@ typedef struct ksafe_loop_options {
     int store_retry_max_ms;
 } ksafe_loop_options;
 
+/** The defaults: at-least-once, commits every 1000 records or 1 s, 5
+ * attempts with backoff, then KSAFE_FAILURE_STOP. */
 #define KSAFE_LOOP_OPTIONS_INIT                                              \
     { KSAFE_LOOP_OPTIONS_VERSION, NULL, NULL, NULL, 100, 100,                \
       KSAFE_AT_LEAST_ONCE, 1000, 1000, 5, 100, 2.0, 10000, 0.2,              \

@@ -1,13 +1,15 @@
-/*
+/**
+ * @file
  * ksafe/mock.h - the embedded cluster and the test kit.
  *
  * ksafe_mock_cluster wraps librdkafka's experimental mock cluster
  * (rdkafka_mock.h): a real Kafka-protocol server on loopback TCP ports, in
  * this process. It is what the samples use when no --bootstrap is given and
  * what tests use when no real cluster is named. It is NOT a full Kafka: see
- * README.md "Embedded cluster limits" (in librdkafka 2.0.2 it does not filter
- * aborted transactions for read_committed readers, does not fence producers,
- * ignores group.instance.id, and keeps at most 5 MiB per partition).
+ * docs/testing.md, "Embedded cluster limits" (in librdkafka 2.0.2 it does
+ * not filter aborted transactions for read_committed readers, does not
+ * fence producers, ignores group.instance.id, and keeps at most 5 MiB per
+ * partition).
  *
  * ksafe_test_cluster is what a test should use: the cluster named by the
  * KSAFE_TEST_BOOTSTRAP environment variable when it is set, an embedded one
@@ -27,6 +29,11 @@
 
 KSAFE_BEGIN_DECLS
 
+/**
+ * An embedded cluster (opaque): brokers on loopback in this process.
+ * Created by ksafe_mock_cluster_new(), stopped and released by
+ * ksafe_mock_cluster_free().
+ */
 typedef struct ksafe_mock_cluster ksafe_mock_cluster;
 
 /**
@@ -107,6 +114,11 @@ KSAFE_EXTERN int ksafe_cluster_topic_partitions(const char *bootstrap,
 /** The environment variable naming a real cluster for tests. */
 #define KSAFE_TEST_BOOTSTRAP_ENV "KSAFE_TEST_BOOTSTRAP"
 
+/**
+ * A cluster for tests (opaque): the real one named by KSAFE_TEST_BOOTSTRAP,
+ * or an embedded one. Created by ksafe_test_cluster_new(), released by
+ * ksafe_test_cluster_free().
+ */
 typedef struct ksafe_test_cluster ksafe_test_cluster;
 
 /**
@@ -156,8 +168,8 @@ KSAFE_EXTERN void ksafe_test_cluster_producer_options(
 
 /** Consumer-group timings for tests. */
 typedef struct ksafe_test_timing {
-    int session_timeout_ms;
-    int heartbeat_interval_ms;
+    int session_timeout_ms;    /**< session.timeout.ms */
+    int heartbeat_interval_ms; /**< heartbeat.interval.ms */
 } ksafe_test_timing;
 
 /**

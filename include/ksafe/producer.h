@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/producer.h - the safe producer.
  *
  * The preset is acks=all with the idempotent producer: a record is reported
@@ -16,15 +17,21 @@
 
 KSAFE_BEGIN_DECLS
 
+/**
+ * A safe producer (opaque). Created by ksafe_producer_new(), shut down by
+ * ksafe_producer_close(), released by ksafe_producer_free(). Sends may come
+ * from several threads; recover, close and free must not run concurrently
+ * with other calls on it.
+ */
 typedef struct ksafe_producer ksafe_producer;
 
 /** compression.type */
 typedef enum ksafe_compression {
-    KSAFE_COMPRESSION_NONE = 0,
-    KSAFE_COMPRESSION_GZIP,
-    KSAFE_COMPRESSION_SNAPPY,
-    KSAFE_COMPRESSION_LZ4,
-    KSAFE_COMPRESSION_ZSTD
+    KSAFE_COMPRESSION_NONE = 0, /**< "none" (default) */
+    KSAFE_COMPRESSION_GZIP,     /**< "gzip" */
+    KSAFE_COMPRESSION_SNAPPY,   /**< "snappy" */
+    KSAFE_COMPRESSION_LZ4,      /**< "lz4" */
+    KSAFE_COMPRESSION_ZSTD      /**< "zstd" (if built into librdkafka) */
 } ksafe_compression;
 
 /** What a send does when librdkafka's local queue is full. */
@@ -61,9 +68,9 @@ typedef enum ksafe_partitioner {
 
 /** One record header. Strings and bytes are borrowed by the send call. */
 typedef struct ksafe_header {
-    const char *name;
-    const void *value;
-    size_t value_len;
+    const char *name;  /**< NUL-terminated header name, required */
+    const void *value; /**< value bytes, may be NULL */
+    size_t value_len;  /**< bytes at value */
 } ksafe_header;
 
 /**
@@ -74,15 +81,16 @@ typedef struct ksafe_record {
     const char *topic;            /**< required */
     int32_t partition;            /**< KSAFE_PARTITION_ANY: by key */
     const void *key;              /**< may be NULL */
-    size_t key_len;
+    size_t key_len;               /**< bytes at key */
     const void *value;            /**< may be NULL (a tombstone) */
-    size_t value_len;
+    size_t value_len;             /**< bytes at value */
     const ksafe_header *headers;  /**< header_count entries, may be NULL */
-    size_t header_count;
+    size_t header_count;          /**< entries at headers */
     int64_t timestamp_ms;         /**< 0: now */
     void *opaque;                 /**< handed back in the delivery report */
 } ksafe_record;
 
+/** An empty record: no topic yet, partition KSAFE_PARTITION_ANY. */
 #define KSAFE_RECORD_INIT                                                    \
     { NULL, KSAFE_PARTITION_ANY, NULL, 0, NULL, 0, NULL, 0, 0, NULL }
 
@@ -91,13 +99,13 @@ typedef struct ksafe_record {
  * borrowed for the duration of the callback.
  */
 typedef struct ksafe_delivery {
-    const char *topic;
-    int32_t partition;
+    const char *topic;            /**< the record's topic */
+    int32_t partition;            /**< where it was written, or was headed */
     int64_t offset;               /**< -1 when not delivered */
-    const void *key;
-    size_t key_len;
-    const void *value;
-    size_t value_len;
+    const void *key;              /**< the record's key, may be NULL */
+    size_t key_len;               /**< bytes at key */
+    const void *value;            /**< the record's value, may be NULL */
+    size_t value_len;             /**< bytes at value */
     void *opaque;                 /**< ksafe_record.opaque */
     const ksafe_error *error;     /**< NULL when delivered */
     /** For a failed record: 1 when the broker may have written it anyway
@@ -128,11 +136,12 @@ typedef struct ksafe_delivery {
 typedef void (*ksafe_delivery_cb)(const ksafe_delivery *delivery,
                                   void *payload);
 
+/** The version of ksafe_producer_options these headers define. */
 #define KSAFE_PRODUCER_OPTIONS_VERSION 1
 
 /** Producer options. Initialise with KSAFE_PRODUCER_OPTIONS_INIT. */
 typedef struct ksafe_producer_options {
-    unsigned int version;
+    unsigned int version;       /**< KSAFE_PRODUCER_OPTIONS_VERSION */
     KSAFE_CLIENT_OPTIONS_FIELDS
     int max_in_flight;          /**< 1..5; default 5 (idempotence allows 5) */
     int delivery_timeout_ms;    /**< delivery.timeout.ms; default 120000 */
@@ -141,12 +150,13 @@ typedef struct ksafe_producer_options {
     const char *transactional_id;           /**< NULL: not transactional */
     int transaction_timeout_ms;             /**< default 60000 */
     ksafe_delivery_cb on_delivery;          /**< may be NULL */
-    void *delivery_payload;
+    void *delivery_payload;                 /**< passed to on_delivery */
     ksafe_queue_full_policy queue_full;     /**< default BLOCK */
     int queue_full_timeout_ms;              /**< default 30000 */
     ksafe_partitioner partitioner;          /**< default CONSISTENT_RANDOM */
 } ksafe_producer_options;
 
+/** The safe preset: acks=all, idempotence, the defaults noted above. */
 #define KSAFE_PRODUCER_OPTIONS_INIT                                          \
     { KSAFE_PRODUCER_OPTIONS_VERSION, KSAFE_CLIENT_OPTIONS_INIT_VALUES,      \
       5, 120000, 5, KSAFE_COMPRESSION_NONE, NULL, 60000, NULL, NULL,        \
@@ -206,8 +216,8 @@ KSAFE_EXTERN int ksafe_producer_send(ksafe_producer *p,
 
 /** Where a record was written. */
 typedef struct ksafe_record_metadata {
-    int32_t partition;
-    int64_t offset;
+    int32_t partition;    /**< the partition it was written to */
+    int64_t offset;       /**< its offset in that partition */
     int64_t timestamp_ms; /**< the record's timestamp, -1 if unknown */
 } ksafe_record_metadata;
 
@@ -327,6 +337,7 @@ KSAFE_EXTERN int ksafe_producer_recover(ksafe_producer *p,
 
 /* ---- accounting -------------------------------------------------------- */
 
+/** The version of ksafe_producer_stats these headers define. */
 #define KSAFE_PRODUCER_STATS_VERSION 1
 
 /**
@@ -335,7 +346,7 @@ KSAFE_EXTERN int ksafe_producer_recover(ksafe_producer *p,
  * KSAFE_PRODUCER_STATS_INIT); later versions only append fields.
  */
 typedef struct ksafe_producer_stats {
-    unsigned int version;
+    unsigned int version; /**< KSAFE_PRODUCER_STATS_VERSION */
     uint64_t delivered;   /**< acknowledged by the broker (send and sync) */
     uint64_t failed;      /**< reported failed: callback, log or sync return */
     uint64_t held;        /**< held after a fatal error, for recover */
@@ -343,6 +354,7 @@ typedef struct ksafe_producer_stats {
     uint64_t in_flight;   /**< with librdkafka, not reported yet */
 } ksafe_producer_stats;
 
+/** Zero counts of the current version. */
 #define KSAFE_PRODUCER_STATS_INIT                                            \
     { KSAFE_PRODUCER_STATS_VERSION, 0, 0, 0, 0, 0 }
 

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * ksafe/txn.h - transactions on a producer created with a transactional_id.
  *
  * A transaction groups records (and, for consume-transform-produce, the
