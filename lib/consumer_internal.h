@@ -35,6 +35,10 @@ typedef struct ksafe__position {
      * since the partition was (re)assigned or sought, -1 while none was
      * (issue 9: done() refuses records of an earlier assignment). */
     int64_t first;
+    /* Leader epoch of the record that set `marked` (KIP-320), -1 unknown:
+     * the commit carries it so the next owner's librdkafka can tell a
+     * truncated log from a valid position. */
+    int32_t marked_epoch;
 } ksafe__position;
 
 struct ksafe_consumer {

@@ -22,6 +22,14 @@
 
 /* ---- commits ----------------------------------------------------------- */
 
+/* A commit refused for the leader epoch it carried (the leader moved on
+ * since the record was read); resent without one, it is accepted. */
+static int is_epoch_refusal(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH ||
+           e == RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH;
+}
+
 static int retriable(ksafe_consumer *c, rd_kafka_resp_err_t e)
 {
     /* Cooperative members keep their partitions across generations: after
@@ -32,7 +40,7 @@ static int retriable(ksafe_consumer *c, rd_kafka_resp_err_t e)
      * member still owns the partition; the next heartbeat brings the new
      * epoch and the same commit is accepted. (FENCED_MEMBER_EPOCH and
      * UNKNOWN_MEMBER_ID mean the partitions are gone: not retried.) */
-    if (e == KSAFE__ERR_STALE_MEMBER_EPOCH)
+    if (e == KSAFE__ERR_STALE_MEMBER_EPOCH || is_epoch_refusal(e))
         return 1;
     switch (e) {
     case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
@@ -55,6 +63,7 @@ dirty_list(ksafe_consumer *c, const rd_kafka_topic_partition_list_t *only,
            int async)
 {
     rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_topic_partition_t *tp;
     size_t i;
 
     for (i = 0; i < c->n_pos; i++) {
@@ -70,8 +79,10 @@ dirty_list(ksafe_consumer *c, const rd_kafka_topic_partition_list_t *only,
             continue;
         if (!l)
             l = rd_kafka_topic_partition_list_new((int)c->n_pos);
-        rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
-            p->marked;
+        tp = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+        tp->offset = p->marked;
+        if (p->marked_epoch >= 0)
+            ksafe__set_leader_epoch(tp, p->marked_epoch);
     }
     return l;
 }
@@ -98,6 +109,17 @@ static void record_result(ksafe_consumer *c, rd_kafka_resp_err_t rerr,
         }
         if (!rerr && !tp->err)
             p->committed = tp->offset;
+        if (is_epoch_refusal(tp->err) && p->marked_epoch >= 0) {
+            /* The leader changed since the record was read and this broker
+             * checks the epoch of a commit: the next commit of the
+             * partition goes without one, as librdkafka 2.0's do. */
+            ksafe__log(&c->cl, KSAFE_LOG_NOTICE, "COMMIT",
+                       "%s [%d]: commit at %lld refused for its leader epoch "
+                       "%d (%s): committing without an epoch",
+                       tp->topic, (int)tp->partition, (long long)tp->offset,
+                       (int)p->marked_epoch, rd_kafka_err2str(tp->err));
+            p->marked_epoch = -1;
+        }
     }
 }
 

@@ -115,6 +115,7 @@ int ksafe__consumer_track(ksafe_consumer *c,
         p->marked = p->committed = p->in_flight = -1;
         p->start = KSAFE__NO_START;
         p->first = -1;
+        p->marked_epoch = -1;
         c->n_pos++;
     }
     /* Entries added before a failure stay (their records can be marked);
@@ -252,6 +253,7 @@ int ksafe_consumer_done(ksafe_consumer *c, const ksafe_message *msg,
                 "it again if it is still due",
                 p->topic, (int)p->partition, (long long)m->offset);
         p->marked = m->offset + 1;
+        p->marked_epoch = ksafe__message_leader_epoch(m);
     }
     c->marks++;
     return 0;

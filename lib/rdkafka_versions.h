@@ -42,6 +42,36 @@ static inline int ksafe__rdkafka_too_old(int linked, int built)
 #define KSAFE__ERR_STALE_MEMBER_EPOCH ((rd_kafka_resp_err_t)113)
 
 /*
+ * KIP-320 (librdkafka 2.1.0): records and committed offsets carry the
+ * partition leader's epoch, so a consumer resuming from a committed
+ * position can detect a log truncated below it (unclean leader election)
+ * instead of silently re-reading or skipping. Built against older headers
+ * the epoch is unknown (-1) and commits carry none, as librdkafka 2.0's do.
+ * Compile-time is enough here: _new() refuses a librdkafka older than the
+ * headers.
+ */
+static inline int32_t ksafe__message_leader_epoch(const rd_kafka_message_t *m)
+{
+#if RD_KAFKA_VERSION >= 0x020100ff
+    return rd_kafka_message_leader_epoch(m);
+#else
+    (void)m;
+    return -1;
+#endif
+}
+
+static inline void ksafe__set_leader_epoch(rd_kafka_topic_partition_t *tp,
+                                           int32_t epoch)
+{
+#if RD_KAFKA_VERSION >= 0x020100ff
+    rd_kafka_topic_partition_set_leader_epoch(tp, epoch);
+#else
+    (void)tp;
+    (void)epoch;
+#endif
+}
+
+/*
  * librdkafka bugs the consumer works around, each only where it exists;
  * decided once, in ksafe_consumer_new(), from rd_kafka_version().
  */

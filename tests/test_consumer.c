@@ -288,6 +288,72 @@ static void await_async(member *m)
  * positions for the next one, and in the end the committed offsets are the
  * marked ones.
  */
+/*
+ * KIP-320: a commit carries the leader epoch of the record it follows
+ * (librdkafka >= 2.1). The embedded cluster checks that epoch against the
+ * partition's current one, so after the leader moved the commit is refused
+ * with FENCED_LEADER_EPOCH: ksafe resends it without the epoch and the
+ * position is committed. The refusal itself shows the epoch was sent; with
+ * librdkafka 2.0 there is none to send and the commit simply succeeds.
+ */
+static atomic_int epoch_notices;
+
+static void epoch_log(int level, const char *fac, const char *msg, void *p)
+{
+    kit_log(level, fac, msg, p);
+    if (strstr(msg, "refused for its leader epoch"))
+        atomic_fetch_add(&epoch_notices, 1);
+}
+
+START_TEST(commit_carries_the_leader_epoch_across_a_leader_change)
+{
+    char topic[64], group[64];
+    ksafe_mock_cluster *mc = ksafe_test_cluster_mock(tc);
+    ksafe_consumer_options o;
+    ksafe_consumer *c;
+    ksafe_message *msg;
+    ksafe_error err;
+    int64_t committed[1];
+    const char *t;
+    time_t deadline;
+    int n = 0;
+
+    ck_assert_msg(mc != NULL, "needs the embedded cluster's fault injection");
+    ksafe_test_unique_name(topic, sizeof(topic), "epoch");
+    ksafe_test_unique_name(group, sizeof(group), "epoch-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 1, &err), err);
+    kit_produce(tc, topic, 1, 10);
+    ksafe_test_cluster_consumer_options(tc, &o, group);
+    o.log_cb = epoch_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
+    t = topic;
+    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    deadline = time(NULL) + 30;
+    while (n < 10 && time(NULL) < deadline) {
+        ck_assert_ok(ksafe_consumer_poll(c, 100, &msg, &err), err);
+        if (!msg)
+            continue;
+        ck_assert_ok(ksafe_consumer_done(c, msg, &err), err);
+        ksafe_message_free(msg);
+        n++;
+    }
+    ck_assert_int_eq(n, 10);
+    /* The same broker leads again: the partition's epoch goes up by one. */
+    rd_kafka_mock_partition_set_leader(ksafe_mock_cluster_rdkafka(mc), topic,
+                                       0, 1);
+    atomic_store(&epoch_notices, 0);
+    ck_assert_ok(ksafe_consumer_commit(c, KSAFE_COMMIT_SYNC, &err), err);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 10);
+    if (rd_kafka_version() >= 0x020100ff)
+        ck_assert_int_eq(atomic_load(&epoch_notices), 1);
+    else
+        ck_assert_int_eq(atomic_load(&epoch_notices), 0);
+    ck_assert_ok(ksafe_consumer_close(c, &err), err);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
 START_TEST(refused_commits_lose_nothing)
 {
     static const rd_kafka_resp_err_t refusals[] = {
@@ -545,6 +611,8 @@ static Suite *consumer_suite(void)
         {"lost", lost_partitions_are_never_committed, 1, NULL},
         {"refused_commits", refused_commits_lose_nothing, 1,
          TEST_EMBEDDED_ONLY},
+        {"leader_epoch", commit_carries_the_leader_epoch_across_a_leader_change,
+         1, TEST_EMBEDDED_ONLY},
         {"commit_policy", commit_policy_commits_by_count, 1, NULL},
         {"static_membership", static_member_returns_without_rebalance, 1,
          TEST_REAL_ONLY},
