@@ -63,7 +63,9 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     c->cooperative_conf =
         opts->assignment_strategy == KSAFE_ASSIGN_COOPERATIVE_STICKY ||
         opts->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER;
+    c->kip848 = opts->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER;
     c->session_timeout_ms = opts->session_timeout_ms;
+    c->max_poll_interval_ms = opts->max_poll_interval_ms;
     c->protocol = -1;
     ksafe__consumer_quirks_of(rd_kafka_version(), &c->quirks);
     ksafe__consumer_policy_init(c);
@@ -121,34 +123,36 @@ int ksafe_consumer_subscribe(ksafe_consumer *c, const char *const *topics,
 /*
  * What a fatal error of static membership means for the user: the two
  * protocols fence opposite members when two processes share one
- * group.instance.id.
+ * group.instance.id. The advice comes first and the id last, so a long id
+ * is what the message size cuts. 1 when `code` is one of them.
  */
-static void fatal_hint(ksafe_consumer *c, rd_kafka_resp_err_t code,
-                       char *buf, size_t size)
+static int fatal_hint(ksafe_consumer *c, rd_kafka_resp_err_t code,
+                      char *buf, size_t size)
 {
     char id[256] = "?";
     size_t n = sizeof(id);
 
-    buf[0] = '\0';
     if (code != KSAFE__ERR_UNRELEASED_INSTANCE_ID &&
         code != RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
-        return;
+        return 0;
     if (rd_kafka_conf_get(rd_kafka_conf(c->cl.rk), "group.instance.id", id,
                           &n) != RD_KAFKA_CONF_OK)
         snprintf(id, sizeof(id), "?");
     if (code == KSAFE__ERR_UNRELEASED_INSTANCE_ID)
         snprintf(buf, size,
-                 " (group_instance_id \"%s\" is still held by a running "
-                 "member: under group_protocol CONSUMER (KIP-848) the broker "
-                 "refuses the new member, this one. Stop the other process, "
-                 "or give this one its own group_instance_id)",
+                 "refused: a running member holds this group_instance_id "
+                 "(UNRELEASED_INSTANCE_ID; under KIP-848 the broker refuses "
+                 "the new member). Stop the other process, or give this one "
+                 "its own id: \"%s\"",
                  id);
     else
         snprintf(buf, size,
-                 " (another process joined with group_instance_id \"%s\": "
-                 "the broker fenced this older member. Run one process per "
-                 "group_instance_id)",
+                 "fenced: another process joined with this "
+                 "group_instance_id (FENCED_INSTANCE_ID; the classic "
+                 "protocol fences the older member). Run one process per "
+                 "id: \"%s\"",
                  id);
+    return 1;
 }
 
 int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
@@ -166,6 +170,8 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
                                 "the consumer is closed");
     if (c->async_in_flight)
         ksafe__consumer_serve_commits(c);
+    /* librdkafka's max.poll.interval.ms clock restarts here too. */
+    c->last_poll_ms = ksafe__now_ms();
     m = rd_kafka_consumer_poll(c->cl.rk, timeout_ms);
     if (!m) {
         /* Idle: let the next commit_maybe() read the clock. */
@@ -180,12 +186,23 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
             rd_kafka_message_destroy(m);
             return 0;
         }
+        if (code == RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED)
+            ksafe__commit_guard_losing(c);
         if (code == RD_KAFKA_RESP_ERR__FATAL) {
-            char reason[200], hint[400];
+            char reason[200], hint[KSAFE_ERROR_MESSAGE_SIZE];
             code = rd_kafka_fatal_error(c->cl.rk, reason, sizeof(reason));
-            fatal_hint(c, code, hint, sizeof(hint));
-            rc = ksafe__error_set(err, KSAFE_EFATAL, code, KSAFE_ERROR_FATAL,
-                                  "fatal consumer error: %s%s", reason, hint);
+            if (fatal_hint(c, code, hint, sizeof(hint))) {
+                /* The advice fits the message; librdkafka's words go to the
+                 * log whole. */
+                ksafe__log(&c->cl, KSAFE_LOG_ERR, "FATAL", "%s: %s", hint,
+                           reason);
+                rc = ksafe__error_set(err, KSAFE_EFATAL, code,
+                                      KSAFE_ERROR_FATAL, "%s", hint);
+            } else {
+                rc = ksafe__error_set(err, KSAFE_EFATAL, code,
+                                      KSAFE_ERROR_FATAL,
+                                      "fatal consumer error: %s", reason);
+            }
         } else {
             rc = ksafe__error_set(
                 err, KSAFE_EKAFKA, code, 0, "consumer error%s%s [%d]: %s",

@@ -139,6 +139,21 @@ void ksafe__commit_guard_refused(ksafe_consumer *c, rd_kafka_resp_err_t e)
         hold(c, c->session_timeout_ms, rd_kafka_err2str(e));
 }
 
+/*
+ * librdkafka decides an assignment is lost (max.poll.interval.ms exceeded,
+ * session gone) before the application's lost callback is served: under
+ * the classic protocol in the same step, under KIP-848 only at the next
+ * heartbeat (the leave waits for the revoke). A policy commit in between
+ * would carry marks the loss is about to drop, so async commits wait for
+ * the next assignment, as after a loss.
+ */
+void ksafe__commit_guard_losing(ksafe_consumer *c)
+{
+    hold(c, c->session_timeout_ms,
+         "the assignment is being lost (max.poll.interval.ms exceeded or "
+         "the session ended): its marks are not committed");
+}
+
 void ksafe__consumer_commits_assigned(ksafe_consumer *c)
 {
     c->commit_hold = 0;
@@ -153,7 +168,10 @@ void ksafe__consumer_commits_revoking(ksafe_consumer *c, int cooperative,
     while (!lost && c->async_in_flight && c->commit_q &&
            ksafe__now_ms() < until)
         rd_kafka_queue_poll_callback(c->commit_q, 100);
-    if (cooperative || lost)
+    /* Under KIP-848 no join follows an incremental revoke (the broker
+     * sends the next assignment with a heartbeat, and a commit carries the
+     * member epoch, not a generation): nothing to wait for. */
+    if (lost || (cooperative && !c->kip848))
         hold(c, c->session_timeout_ms,
              lost ? "partitions lost" : "incremental revoke");
 }

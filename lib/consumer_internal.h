@@ -100,12 +100,15 @@ struct ksafe_consumer {
     /* Rebalance state. */
     const rd_kafka_topic_partition_list_t *assigning; /* in on_assigned */
     int in_revoke;        /* inside on_revoked / on_lost */
+    int kip848;           /* group_protocol CONSUMER: the broker assigns */
     int cooperative_conf; /* strategy we configured: fallback when librdkafka
                              never named the protocol yet */
     int assigned_once;    /* the first assignment was handled (issue 4312) */
     int rebalances;
 
     int session_timeout_ms;
+    int max_poll_interval_ms;
+    int64_t last_poll_ms; /* when poll() last called librdkafka's poll */
     int subscribed;
     int closing;
     int closed;
@@ -193,10 +196,6 @@ int ksafe__consumer_commit_idle(ksafe_consumer *c, ksafe_error *err);
 /* Sets the default commit policy. */
 void ksafe__consumer_policy_init(ksafe_consumer *c);
 
-/* ---- consumer_commit_guard.c -------------------------------------------- */
-
-void ksafe__commit_guard_init(ksafe_consumer *c);
-
 /* ---- consumer_options.c ---- */
 
 /* KSAFE_CONSUMER_OPTIONS_INIT, for NULL options. */
@@ -205,6 +204,10 @@ extern const ksafe_consumer_options ksafe__consumer_preset;
 /* Sets the properties the (validated) options stand for on `conf`. */
 int ksafe__consumer_conf(const ksafe_consumer_options *o,
                          rd_kafka_conf_t *conf, ksafe_error *err);
+
+/* ---- consumer_commit_guard.c -------------------------------------------- */
+
+void ksafe__commit_guard_init(ksafe_consumer *c);
 
 /* 1 while the commit policy's async commits wait for the next assignment
  * (a rebalance is under way). */
@@ -218,6 +221,10 @@ int ksafe__commit_guard_busy(ksafe_consumer *c,
 
 /* An async commit was refused with `e`. */
 void ksafe__commit_guard_refused(ksafe_consumer *c, rd_kafka_resp_err_t e);
+
+/* The assignment is about to be revoked as lost (poll() reported
+ * max.poll.interval.ms exceeded, or librdkafka says so). */
+void ksafe__commit_guard_losing(ksafe_consumer *c);
 
 /* From the rebalance callback: partitions were assigned. */
 void ksafe__consumer_commits_assigned(ksafe_consumer *c);

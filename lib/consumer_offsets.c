@@ -259,7 +259,7 @@ static int commit_sync(ksafe_consumer *c,
                          : 0;
     size_t attempt;
     char what[160];
-    int n = 0;
+    int n = 0, epoch_resent = 0;
 
     for (attempt = 0;; attempt++) {
         rd_kafka_resp_err_t rerr;
@@ -290,6 +290,14 @@ static int commit_sync(ksafe_consumer *c,
             if (!l)
                 return 0;
             break;
+        }
+        /* Refused for the leader epoch it carried: record_result() dropped
+         * the epoch, and the same commit without one is accepted at once -
+         * worth one more attempt even where no retries are made (revoke). */
+        if (is_epoch_refusal(r.err) && !epoch_resent) {
+            epoch_resent = 1;
+            rd_kafka_topic_partition_list_destroy(l);
+            continue;
         }
         if (!retriable(c, r.err) || attempt >= retries)
             break;
@@ -504,6 +512,15 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
             c->next_count = c->marks + 64;
         return 0;
     }
+    if ((c->last_poll_ms &&
+         now - c->last_poll_ms > (int64_t)c->max_poll_interval_ms) ||
+        rd_kafka_assignment_lost(c->cl.rk))
+        /* A handler outlived max.poll.interval.ms, or librdkafka already
+         * decided the assignment is lost and its callback is still to be
+         * served: the marks of a lost assignment are not committed (under
+         * KIP-848 the broker would still take them, but the next owner's
+         * view must not depend on the protocol). */
+        ksafe__commit_guard_losing(c);
     if (ksafe__commit_guard_holding(c)) {
         /* Rebalance under way: look again in a few records, so the commit
          * goes out as soon as the hold ends (the policy's bound). */
