@@ -60,6 +60,16 @@ static int check_raw_group_keys(const ksafe_consumer_options *o,
                                     "group_protocol field, which decides "
                                     "which other options apply",
                                     p[1]);
+        /* librdkafka takes it under the classic protocol and ignores it. */
+        if (o->group_protocol != KSAFE_GROUP_PROTOCOL_CONSUMER &&
+            strcmp(p[0], "group.remote.assignor") == 0)
+            return ksafe__error_set(
+                err, KSAFE_EINVAL, 0, 0,
+                "rdkafka_properties sets group.remote.assignor=%s, which "
+                "only group_protocol CONSUMER (KIP-848) uses: under the "
+                "classic protocol it would be ignored (assignment_strategy "
+                "picks the assignor there)",
+                p[1]);
         if (o->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER &&
             is_broker_side(p[0]))
             return ksafe__error_set(

@@ -88,9 +88,12 @@ static inline void kit_loop_hook(ksafe_consumer *c,
         m->loop_lost_calls++;
 }
 
-/* A member of `group` on `topic`; marks nothing until mark_below is set. */
-static inline void kit_join(ksafe_test_cluster *tc, member *m, const char *topic,
-                     const char *group, ksafe_assignment_strategy strategy)
+/* A member of `group` on `topic`; marks nothing until mark_below is set.
+ * `props` replaces the test kit's rdkafka properties when not NULL. */
+static inline void kit_join_props(ksafe_test_cluster *tc, member *m,
+                                  const char *topic, const char *group,
+                                  ksafe_assignment_strategy strategy,
+                                  const char *const *props)
 {
     ksafe_consumer_options o;
     ksafe_commit_policy never = KSAFE_COMMIT_POLICY_INIT;
@@ -103,6 +106,8 @@ static inline void kit_join(ksafe_test_cluster *tc, member *m, const char *topic
     ksafe_test_cluster_consumer_options(tc, &o, group);
     o.log_cb = kit_log;
     o.assignment_strategy = strategy;
+    if (props)
+        o.rdkafka_properties = props;
     o.on_assigned = kit_on_assigned;
     o.on_revoked = kit_on_revoked;
     o.on_lost = kit_on_lost;
@@ -114,6 +119,12 @@ static inline void kit_join(ksafe_test_cluster *tc, member *m, const char *topic
     never.every_ms = 0;
     ck_assert_ok(ksafe_consumer_set_commit_policy(m->c, &never, &err), err);
     ck_assert_ok(ksafe_consumer_subscribe(m->c, &topic, 1, &err), err);
+}
+
+static inline void kit_join(ksafe_test_cluster *tc, member *m, const char *topic,
+                     const char *group, ksafe_assignment_strategy strategy)
+{
+    kit_join_props(tc, m, topic, group, strategy, NULL);
 }
 
 /* One short poll of one member; records are counted and maybe marked. */

@@ -232,7 +232,13 @@ START_TEST(lost_partitions_are_never_committed)
         ck_assert_msg(rc == 0 || err.rdkafka_code ==
                                      RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED,
                       "poll: %s", err.message);
-        ck_assert_ptr_null(msg); /* nothing left to read */
+        /* Nothing was left to read before the loss. Under KIP-848 the new
+         * assignment can come in the same poll as the loss, and with it
+         * the (uncommitted) records again. */
+        ck_assert_msg(!msg || m.lost_events,
+                      "a record of partition %d before the loss",
+                      (int)ksafe_message_partition(msg));
+        ksafe_message_free(msg);
     }
     ck_assert_int_eq(m.lost_events, 1);
     ck_assert_int_eq(m.loop_lost_calls, 1);
@@ -345,7 +351,9 @@ START_TEST(commit_carries_the_leader_epoch_across_a_leader_change)
     ck_assert_ok(ksafe_consumer_commit(c, KSAFE_COMMIT_SYNC, &err), err);
     test_committed(tc, topic, group, 1, committed);
     ck_assert_int_eq(committed[0], 10);
-    if (rd_kafka_version() >= 0x020100ff)
+    /* ksafe sends epochs when built with headers that have them (and so
+     * runs on such a librdkafka). */
+    if (RD_KAFKA_VERSION >= 0x020100ff)
         ck_assert_int_eq(atomic_load(&epoch_notices), 1);
     else
         ck_assert_int_eq(atomic_load(&epoch_notices), 0);

@@ -268,8 +268,14 @@ END_TEST
  */
 START_TEST(group_protocol_rules)
 {
-    static const char *const raw_session[] = {"session.timeout.ms", "6000",
-                                              NULL};
+    static const char *const broker_side[] = {
+        "session.timeout.ms", "heartbeat.interval.ms",
+        "partition.assignment.strategy", "group.protocol.type"};
+    static const char *const raw_assignor[] = {"group.remote.assignor",
+                                               "uniform", NULL};
+    const char *raw_session[] = {"session.timeout.ms", "6000", NULL};
+    char needle[96];
+    size_t i;
     static const char *const raw_protocol[] = {"group.protocol", "consumer",
                                                NULL};
     ksafe_consumer_options c = copts();
@@ -284,6 +290,11 @@ START_TEST(group_protocol_rules)
     c.rdkafka_properties = raw_protocol;
     EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
                           "rdkafka_properties sets group.protocol=consumer");
+    /* KIP-848's assignor means nothing to the classic protocol. */
+    c = copts();
+    c.rdkafka_properties = raw_assignor;
+    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
+                          "group.remote.assignor=uniform, which only");
 
     c = copts();
     c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
@@ -319,12 +330,25 @@ START_TEST(group_protocol_rules)
     c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
     c.assignment_strategy = KSAFE_ASSIGN_RANGE;
     EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL, "assignment_strategy is range");
+    /* The broker-side properties, raw: each refused by name. */
+    for (i = 0; i < sizeof(broker_side) / sizeof(broker_side[0]); i++) {
+        c = copts();
+        c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+        raw_session[0] = broker_side[i];
+        c.rdkafka_properties = raw_session;
+        snprintf(needle, sizeof(needle), "rdkafka_properties sets %s, which",
+                 broker_side[i]);
+        EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL, needle);
+    }
+    /* KIP-848 takes its assignor. */
     c = copts();
     c.group_protocol = KSAFE_GROUP_PROTOCOL_CONSUMER;
+    c.rdkafka_properties = raw_assignor;
+    ck_assert_ok(ksafe_consumer_options_validate(&c, &err), err);
+    /* Under the classic protocol the raw session is fine. */
+    raw_session[0] = "session.timeout.ms";
+    c = copts();
     c.rdkafka_properties = raw_session;
-    EXPECT_CONSUMER_ERROR(c, KSAFE_EINVAL,
-                          "rdkafka_properties sets session.timeout.ms");
-    /* Under the classic protocol the same raw property is fine. */
     c.group_protocol = KSAFE_GROUP_PROTOCOL_CLASSIC;
     c.session_timeout_ms = 6000;
     c.heartbeat_interval_ms = 1000;
