@@ -3,7 +3,7 @@
 # they are all present. Needs root (or sudo) for apt-get.
 set -euo pipefail
 pkgs="meson ninja-build pkg-config gcc g++ librdkafka-dev libjansson-dev check
-      libsqlite3-dev libpq-dev postgresql valgrind doxygen"
+      libsqlite3-dev libpq-dev postgresql valgrind doxygen dpkg-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
