@@ -65,7 +65,6 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
         opts->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER;
     c->kip848 = opts->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER;
     c->session_timeout_ms = opts->session_timeout_ms;
-    c->max_poll_interval_ms = opts->max_poll_interval_ms;
     c->protocol = -1;
     ksafe__consumer_quirks_of(rd_kafka_version(), &c->quirks);
     ksafe__consumer_policy_init(c);
@@ -170,8 +169,6 @@ int ksafe_consumer_poll(ksafe_consumer *c, int timeout_ms, ksafe_message **out,
                                 "the consumer is closed");
     if (c->async_in_flight)
         ksafe__consumer_serve_commits(c);
-    /* librdkafka's max.poll.interval.ms clock restarts here too. */
-    c->last_poll_ms = ksafe__now_ms();
     m = rd_kafka_consumer_poll(c->cl.rk, timeout_ms);
     if (!m) {
         /* Idle: let the next commit_maybe() read the clock. */

@@ -140,8 +140,10 @@ void ksafe__commit_guard_refused(ksafe_consumer *c, rd_kafka_resp_err_t e)
 }
 
 /*
- * librdkafka decides an assignment is lost (max.poll.interval.ms exceeded,
- * session gone) before the application's lost callback is served: under
+ * From poll() on MAX_POLL_EXCEEDED and from the commit policy when
+ * rd_kafka_assignment_lost() says so. librdkafka decides an assignment is
+ * lost (max.poll.interval.ms exceeded, session gone) before the
+ * application's lost callback is served: under
  * the classic protocol in the same step, under KIP-848 only at the next
  * heartbeat (the leave waits for the revoke). A policy commit in between
  * would carry marks the loss is about to drop, so async commits wait for

@@ -107,8 +107,6 @@ struct ksafe_consumer {
     int rebalances;
 
     int session_timeout_ms;
-    int max_poll_interval_ms;
-    int64_t last_poll_ms; /* when poll() last called librdkafka's poll */
     int subscribed;
     int closing;
     int closed;
@@ -223,7 +221,7 @@ int ksafe__commit_guard_busy(ksafe_consumer *c,
 void ksafe__commit_guard_refused(ksafe_consumer *c, rd_kafka_resp_err_t e);
 
 /* The assignment is about to be revoked as lost (poll() reported
- * max.poll.interval.ms exceeded, or librdkafka says so). */
+ * max.poll.interval.ms exceeded, or rd_kafka_assignment_lost() says so). */
 void ksafe__commit_guard_losing(ksafe_consumer *c);
 
 /* From the rebalance callback: partitions were assigned. */

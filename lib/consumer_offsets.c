@@ -512,14 +512,11 @@ static int commit_due(ksafe_consumer *c, ksafe_error *err)
             c->next_count = c->marks + 64;
         return 0;
     }
-    if ((c->last_poll_ms &&
-         now - c->last_poll_ms > (int64_t)c->max_poll_interval_ms) ||
-        rd_kafka_assignment_lost(c->cl.rk))
-        /* A handler outlived max.poll.interval.ms, or librdkafka already
-         * decided the assignment is lost and its callback is still to be
-         * served: the marks of a lost assignment are not committed (under
-         * KIP-848 the broker would still take them, but the next owner's
-         * view must not depend on the protocol). */
+    if (rd_kafka_assignment_lost(c->cl.rk))
+        /* librdkafka decided the assignment is lost and its callback is
+         * still to be served: the marks of a lost assignment are not
+         * committed (under KIP-848 the broker would still take them, but
+         * the next owner's view must not depend on the protocol). */
         ksafe__commit_guard_losing(c);
     if (ksafe__commit_guard_holding(c)) {
         /* Rebalance under way: look again in a few records, so the commit
