@@ -41,27 +41,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static pid_t spawn(const char *worker, const char *topic, const char *group,
-                   const char *out, const char *stats)
-{
-    char every[16], us[16], session[16];
-    pid_t pid;
-
-    snprintf(session, sizeof(session), "%d", test_session_ms(tc));
-    snprintf(every, sizeof(every), "%d", COMMIT_EVERY);
-    snprintf(us, sizeof(us), "%d", HANDLER_US);
-    pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
-        execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
-              topic, group, out, stats, session, us, every,
-              test_kip848() ? "consumer" : "classic", (char *)NULL);
-        _exit(127);
-    }
-    ck_assert_int_gt(pid, 0);
-    return pid;
-}
-
 static off_t file_size(const char *path)
 {
     struct stat sb;
@@ -129,7 +108,9 @@ START_TEST(sigkilled_loop_loses_nothing_and_redelivers_within_policy)
     for (run = 0; run < KILLS; run++) {
         int wait_ms = 50 + rand() % 450;
         snprintf(out[run], sizeof(out[run]), "%s/run-%d.out", dir, run);
-        pid = spawn(worker, topic, group, out[run], stats);
+        pid = test_spawn_demo_worker(tc, worker, topic, group, out[run], stats,
+                                     test_session_ms(tc), HANDLER_US,
+                                     COMMIT_EVERY);
         /* kill once it is handling records, at a random point */
         deadline = time(NULL) + 60;
         while (file_size(out[run]) == 0 && time(NULL) < deadline)
@@ -143,7 +124,9 @@ START_TEST(sigkilled_loop_loses_nothing_and_redelivers_within_policy)
 
     /* the last run finishes the work, then stops gracefully */
     snprintf(out[KILLS], sizeof(out[KILLS]), "%s/run-%d.out", dir, KILLS);
-    pid = spawn(worker, topic, group, out[KILLS], stats);
+    pid = test_spawn_demo_worker(tc, worker, topic, group, out[KILLS], stats,
+                                 test_session_ms(tc), HANDLER_US,
+                                 COMMIT_EVERY);
     deadline = time(NULL) + 120;
     for (;;) {
         memset(seen, 0, sizeof(seen));

@@ -16,7 +16,6 @@
  */
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -200,28 +199,6 @@ END_TEST
 #define KILL_HANDLER_US 1000 /* survivors are still busy when they take over */
 #define WORKERS 3
 
-static pid_t spawn_worker(const char *worker, const char *topic,
-                          const char *group, const char *out,
-                          const char *stats, int session_ms)
-{
-    char every[16], us[16], session[16];
-    pid_t pid;
-
-    snprintf(every, sizeof(every), "%d", KILL_EVERY);
-    snprintf(us, sizeof(us), "%d", KILL_HANDLER_US);
-    snprintf(session, sizeof(session), "%d", session_ms);
-    pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
-        execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
-              topic, group, out, stats, session, us, every,
-              test_kip848() ? "consumer" : "classic", (char *)NULL);
-        _exit(127);
-    }
-    ck_assert_int_gt(pid, 0);
-    return pid;
-}
-
 /* counts[i] = times "value-<i>" was handled by any worker; returns lines. */
 static long read_effects(char (*out)[600], int *counts)
 {
@@ -296,8 +273,9 @@ START_TEST(sigkill_redelivery_stays_within_policy)
                      fd, 0);
         ck_assert(st[w] != MAP_FAILED);
         close(fd);
-        pid[w] = spawn_worker(worker, topic, group, out[w], stats[w],
-                              session_ms);
+        pid[w] = test_spawn_demo_worker(tc, worker, topic, group, out[w],
+                                        stats[w], session_ms,
+                                        KILL_HANDLER_US, KILL_EVERY);
     }
 
     /* Kill once the group of three is working (every worker has records)

@@ -1,6 +1,10 @@
 /*
  * tests/testutil.c - cluster helpers shared by the integration suites.
  */
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include "testutil.h"
 
 ksafe_test_cluster *tc;
@@ -48,6 +52,31 @@ int test_session_ms(ksafe_test_cluster *tc)
     if (test_kip848() && !embedded)
         return 45000; /* group.consumer.session.timeout.ms's default */
     return ksafe_test_group_timing(embedded).session_timeout_ms;
+}
+
+pid_t test_spawn_demo_worker(ksafe_test_cluster *tc, const char *worker,
+                             const char *topic, const char *group,
+                             const char *out, const char *stats,
+                             int session_ms, int handler_us,
+                             int commit_every)
+{
+    char session[16], us[16], every[16];
+    pid_t pid;
+
+    /* The argv of samples/demo.c's worker mode. */
+    snprintf(session, sizeof(session), "%d", session_ms);
+    snprintf(us, sizeof(us), "%d", handler_us);
+    snprintf(every, sizeof(every), "%d", commit_every);
+    pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphans if the test dies */
+        execl(worker, worker, "--worker", ksafe_test_cluster_bootstrap(tc),
+              topic, group, out, stats, session, us, every,
+              test_kip848() ? "consumer" : "classic", (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_gt(pid, 0);
+    return pid;
 }
 
 /* Features a case may need: their tags are left out of the plain run. */

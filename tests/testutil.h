@@ -106,6 +106,16 @@ void test_committed(ksafe_test_cluster *tc, const char *topic,
 ksafe_consumer *test_subscribed(ksafe_test_cluster *tc, const char *topic,
                                 const char *group);
 
+/* Starts samples/demo (`worker`, $KSAFE_DEMO_WORKER) in --worker mode on
+ * `tc`: ksafe_run() over `topic` in `group`, each handled id appended to
+ * `out`, loop stats in the file `stats`, under this run's group protocol
+ * (the classic one with `session_ms`). The child dies with the test. */
+pid_t test_spawn_demo_worker(ksafe_test_cluster *tc, const char *worker,
+                             const char *topic, const char *group,
+                             const char *out, const char *stats,
+                             int session_ms, int handler_us,
+                             int commit_every);
+
 /* Restarts the PostgreSQL server of .ci/postgres.sh ($KSAFE_PG_SCRIPT):
  * every connection is cut, the server comes back on the same port. */
 void test_pg_restart(void);
