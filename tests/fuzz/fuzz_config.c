@@ -9,7 +9,8 @@
  * so a pointer into freed or unowned memory shows under ASan. Contract
  * checked: 0 or a negative KSAFE_E* code, an error names what failed and
  * where (a JSON path and line:column; the file name first for a file), a
- * config exists exactly when the load succeeded, and (libFuzzer's
+ * config exists exactly when the load succeeded, the value of a key
+ * naming a password or secret is never in a message, and (libFuzzer's
  * -detect_leaks, on with ASan) nothing leaks.
  */
 #include <unistd.h>
@@ -120,6 +121,128 @@ static void check_load(const char *call, int rc, ksafe_config *cfg,
     FUZZ_ASSERT(cfg != NULL, "%s returned 0 without a config", call);
 }
 
+/* ---- secrets never shown ----------------------------------------------- */
+
+static int has_word(const char *s, size_t n, const char *w)
+{
+    size_t wl = strlen(w), i, j;
+
+    for (i = 0; i + wl <= n; i++) {
+        for (j = 0; j < wl && (s[i + j] | 0x20) == w[j]; j++)
+            ;
+        if (j == wl)
+            return 1;
+    }
+    return 0;
+}
+
+static size_t count(const char *s, size_t n, const char *w, size_t wl)
+{
+    size_t i, c = 0;
+
+    for (i = 0; i + wl <= n; i++)
+        c += memcmp(s + i, w, wl) == 0;
+    return c;
+}
+
+static int is_plain(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/*
+ * The first `"...password..." : "<value>"` (or "secret") in the text whose
+ * value is 6 to 64 plain characters written nowhere else: 0 and where the
+ * value is, or -1.
+ */
+static int find_secret(const char *t, size_t n, size_t *off, size_t *len)
+{
+    size_t i, j, k;
+
+    for (i = 0; i < n; i++) {
+        if (t[i] != '"')
+            continue;
+        for (j = i + 1; j < n && t[j] != '"' && t[j] != '\\'; j++)
+            ;
+        if (j >= n || t[j] != '"')
+            continue;
+        if (!has_word(t + i + 1, j - i - 1, "password") &&
+            !has_word(t + i + 1, j - i - 1, "secret"))
+            continue;
+        for (k = j + 1; k < n && (t[k] == ' ' || t[k] == '\n'); k++)
+            ;
+        if (k >= n || t[k] != ':')
+            continue;
+        for (k++; k < n && (t[k] == ' ' || t[k] == '\n'); k++)
+            ;
+        if (k >= n || t[k] != '"')
+            continue;
+        for (j = ++k; j < n && is_plain(t[j]); j++)
+            ;
+        if (j < n && t[j] == '"' && j - k >= 6 && j - k <= 64 &&
+            count(t, n, t + k, j - k) == 1) {
+            *off = k;
+            *len = j - k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Every message the text leads to: the load's, or the two options'. */
+static void messages(const char *text, char *out, size_t size)
+{
+    ksafe_config *cfg = NULL;
+    ksafe_producer_options po;
+    ksafe_consumer_options co;
+    ksafe_error err;
+
+    out[0] = '\0';
+    if (ksafe_config_load_string(&cfg, text, &err)) {
+        snprintf(out, size, "%s", err.message);
+        return;
+    }
+    if (ksafe_config_producer_options(cfg, &po, &err))
+        snprintf(out, size, "%s\n", err.message);
+    if (ksafe_config_consumer_options(cfg, &co, &err))
+        snprintf(out + strlen(out), size - strlen(out), "%s", err.message);
+    ksafe_config_free(cfg);
+}
+
+/*
+ * A secret's value may be in a message only where a different value would
+ * be too (a key name or hint that happens to match): replace it by another
+ * of the same length and see whether the messages still hold the original.
+ */
+static void check_secret(const char *text, size_t n)
+{
+    char shown[2 * KSAFE_ERROR_MESSAGE_SIZE + 2];
+    char other[2 * KSAFE_ERROR_MESSAGE_SIZE + 2];
+    char value[65], *changed;
+    size_t off, len, i;
+
+    if (find_secret(text, n, &off, &len))
+        return;
+    memcpy(value, text + off, len);
+    value[len] = '\0';
+    messages(text, shown, sizeof(shown));
+    if (!strstr(shown, value))
+        return;
+    changed = malloc(n + 1);
+    FUZZ_ASSERT(changed != NULL, "out of memory");
+    memcpy(changed, text, n + 1);
+    for (i = 0; i < len; i++) /* a letter for each character: same length */
+        changed[off + i] = (char)('a' + ((unsigned char)text[off + i] + 7) % 26);
+    if (count(changed, n, changed + off, len) == 1) {
+        messages(changed, other, sizeof(other));
+        FUZZ_ASSERT(strstr(other, value) != NULL,
+                    "a secret's value is shown: \"%s\" in \"%s\"", value,
+                    shown);
+    }
+    free(changed);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ksafe_config *cfg = NULL, *again = NULL;
@@ -140,6 +263,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(rc2 == rc, "load_string gave %d with err, %d without", rc,
                 rc2);
     ksafe_config_free(again);
+    check_secret(text, strlen(text));
     free(text);
     if (cfg)
         check_options(cfg);
