@@ -94,9 +94,39 @@ static void check_options(const ksafe_config *cfg)
     (void)sink;
 }
 
+/*
+ * The line:column an error names lies in the text: a line that exists, a
+ * column at most one past its last character. `text` is what was parsed
+ * (for a string, up to its NUL).
+ */
+static void check_location(const char *call, const char *msg,
+                           const char *text, size_t len)
+{
+    const char *at = NULL, *p;
+    long line, col, l = 1, chars = 0;
+    size_t i;
+
+    for (p = msg; (p = strstr(p, "(line ")); p++)
+        at = p; /* the last one: a value shown in the message may hold one */
+    if (!at || sscanf(at, "(line %ld, column %ld)", &line, &col) != 2)
+        return;
+    FUZZ_ASSERT(line >= 1 && col >= 1, "%s: line %ld column %ld in \"%s\"",
+                call, line, col, msg);
+    for (i = 0; i < len && l < line; i++)
+        l += text[i] == '\n';
+    FUZZ_ASSERT(l == line, "%s: line %ld of a %ld-line text: \"%s\"", call,
+                line, l, msg);
+    for (; i < len && text[i] != '\n'; i++)
+        chars += ((unsigned char)text[i] & 0xc0) != 0x80;
+    FUZZ_ASSERT(col <= chars + 1,
+                "%s: column %ld of a %ld-character line %ld: \"%s\"", call,
+                col, chars, line, msg);
+}
+
 /* A load's result, and what its error says. */
 static void check_load(const char *call, int rc, ksafe_config *cfg,
-                       const ksafe_error *err, const char *origin)
+                       const ksafe_error *err, const char *origin,
+                       const char *text, size_t len)
 {
     fuzz_check_rc(call, rc, err);
     if (rc) {
@@ -110,6 +140,7 @@ static void check_load(const char *call, int rc, ksafe_config *cfg,
                         "%s: no JSON path in \"%s\"", call, err->message);
             FUZZ_ASSERT(strstr(err->message, "(line ") != NULL,
                         "%s: no line:column in \"%s\"", call, err->message);
+            check_location(call, err->message, text, len);
         }
         if (origin)
             FUZZ_ASSERT(strncmp(err->message, origin, strlen(origin)) == 0,
@@ -257,7 +288,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     memset(&err, 0xa5, sizeof(err));
     rc = ksafe_config_load_string(&cfg, text, &err);
-    check_load("ksafe_config_load_string", rc, cfg, &err, NULL);
+    check_load("ksafe_config_load_string", rc, cfg, &err, NULL, text,
+               strlen(text));
     /* without an error struct: same answer */
     rc2 = ksafe_config_load_string(&again, text, NULL);
     FUZZ_ASSERT(rc2 == rc, "load_string gave %d with err, %d without", rc,
@@ -277,7 +309,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 "pwrite");
     memset(&err, 0xa5, sizeof(err));
     rc = ksafe_config_load_file(&cfg, tmp_path, &err);
-    check_load("ksafe_config_load_file", rc, cfg, &err, tmp_path);
+    check_load("ksafe_config_load_file", rc, cfg, &err, tmp_path,
+               (const char *)data, size);
     if (cfg)
         check_options(cfg);
     ksafe_config_free(cfg);
