@@ -16,11 +16,12 @@
  * (key, value, headers, topic, partition). Contract checked: 0 or a negative
  * KSAFE_E* code with a message naming the record; a key of 1 to `size`
  * bytes written within the buffer (allocated at exactly `size`, so ASan
- * sees a write past it); the record key, header and position extractors
- * give exactly the bytes they name; nothing leaks.
+ * sees a write past it); every extractor gives exactly the bytes it names
+ * (for json:<path> worked out here with jansson); nothing leaks.
  */
 #include <inttypes.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "fuzz.h"
@@ -43,9 +44,63 @@ typedef struct input {
     int has_key, has_value;
     field hname[MAX_HEADERS], hvalue[MAX_HEADERS];
     size_t n_headers;
-    const char *header_arg; /* header extractor's name */
+    const char *arg; /* the header name or JSON path */
     int keyed;              /* the delivery report came and was checked */
 } input;
+
+/*
+ * What json:<path> must give, worked out apart from the library: 1 and the
+ * bytes (in `digits` for an integer; `*root` to release), or 0 when the
+ * record cannot be keyed.
+ */
+static int json_expect(const char *path, const void *v, size_t n,
+                       const void **want, size_t *want_len, char *digits,
+                       size_t dsize, json_t **root)
+{
+    json_t *cur;
+    const char *p = path;
+
+    *root = NULL;
+    if (!v || !n || !(*root = json_loadb(v, n, JSON_DECODE_ANY, NULL)))
+        return 0;
+    cur = *root;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p), i;
+        char name[256];
+        int all_digits = len > 0;
+
+        if (len >= sizeof(name))
+            return 0;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        for (i = 0; i < len; i++)
+            all_digits = all_digits && name[i] >= '0' && name[i] <= '9';
+        if (json_is_object(cur))
+            cur = json_object_get(cur, name);
+        else if (json_is_array(cur) && all_digits && len < 10)
+            cur = json_array_get(cur, (size_t)strtol(name, NULL, 10));
+        else
+            cur = NULL;
+        if (!cur)
+            return 0;
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    if (json_is_string(cur) && json_string_length(cur) > 0) {
+        *want = json_string_value(cur);
+        *want_len = json_string_length(cur);
+        return 1;
+    }
+    if (json_is_integer(cur)) {
+        *want_len = (size_t)snprintf(digits, dsize, "%" JSON_INTEGER_FORMAT,
+                                     json_integer_value(cur));
+        *want = digits;
+        return 1;
+    }
+    return 0;
+}
 
 static rd_kafka_t *rk;
 static rd_kafka_topic_t *topics[4];
@@ -56,6 +111,7 @@ static void check_extract(const input *in, const ksafe_message *msg)
     size_t len = 12345, want_len = 0;
     const void *want = NULL;
     char pos[600];
+    json_t *root = NULL;
     ksafe_error err;
     int rc, rc2, expect_ok = -1;
 
@@ -84,9 +140,8 @@ static void check_extract(const input *in, const ksafe_message *msg)
     case KSAFE_DEDUP_KEY_HEADER: {
         size_t i;
         for (i = in->n_headers; i-- > 0;)
-            if (strlen(in->header_arg) == in->hname[i].n &&
-                memcmp(in->header_arg, in->hname[i].p, in->hname[i].n) ==
-                    0) {
+            if (strlen(in->arg) == in->hname[i].n &&
+                memcmp(in->arg, in->hname[i].p, in->hname[i].n) == 0) {
                 want = in->hvalue[i].p;
                 want_len = in->hvalue[i].n;
                 break;
@@ -102,6 +157,12 @@ static void check_extract(const input *in, const ksafe_message *msg)
         want = pos;
         expect_ok = 1;
         break;
+    case KSAFE_DEDUP_KEY_JSON_FIELD: {
+        const void *v = ksafe_message_value(msg, &want_len);
+        expect_ok = json_expect(in->arg, v, want_len, &want, &want_len, pos,
+                                sizeof(pos), &root);
+        break;
+    }
     default:
         break;
     }
@@ -115,6 +176,8 @@ static void check_extract(const input *in, const ksafe_message *msg)
                         "kind %d: wrong key bytes (%zu, expected %zu)",
                         in->kind, len, want_len);
     }
+
+    json_decref(root);
 
     rc2 = ksafe_dedup_key_extract(in->k, msg, buf, in->size, &len, NULL);
     FUZZ_ASSERT(rc2 == rc, "extract gave %d with err, %d without", rc, rc2);
@@ -244,7 +307,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = ksafe_dedup_key_new(&k, (ksafe_dedup_key_kind)kind,
                                  f[0].n ? spec : NULL, &err);
         fuzz_check_rc("ksafe_dedup_key_new", rc, &err);
-        in.header_arg = spec;
+        in.arg = spec;
     } else {
         rc = ksafe_dedup_key_parse(&k, spec, &err);
         fuzz_check_rc("ksafe_dedup_key_parse", rc, &err);
@@ -253,7 +316,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                : !strncmp(spec, "header:", 7)   ? KSAFE_DEDUP_KEY_HEADER
                : !strncmp(spec, "json:", 5)     ? KSAFE_DEDUP_KEY_JSON_FIELD
                                                 : -1;
-        in.header_arg = spec + 7;
+        in.arg = kind == KSAFE_DEDUP_KEY_JSON_FIELD ? spec + 5
+                 : kind == KSAFE_DEDUP_KEY_HEADER   ? spec + 7
+                                                    : spec;
     }
     FUZZ_ASSERT((rc == 0) == (k != NULL), "rc %d but key %p", rc, (void *)k);
     if (rc) {
