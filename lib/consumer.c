@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "consumer_internal.h"
 
@@ -227,6 +228,8 @@ int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_error_t *e;
     ksafe__position *p;
+    struct timespec nap = {0, 10 * 1000 * 1000};
+    int64_t deadline;
     int rc = 0;
 
     if (!c || !topic || !*topic || partition < 0)
@@ -267,14 +270,33 @@ int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
     p->first = -1;
     l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
-    /* Before 2.1.0 the timeout is taken 1000x too short (issue 4230):
-     * there only "wait for ever" (-1) means what it says. */
-    e = rd_kafka_seek_partitions(c->cl.rk, l,
-                                 c->quirks.seek_timeout_unit ? -1
-                                                             : SEEK_WAIT_MS);
+    deadline = ksafe__now_ms() + SEEK_WAIT_MS;
+    for (;;) {
+        /* Before 2.1.0 the timeout is taken 1000x too short (issue 4230):
+         * there only "wait for ever" (-1) means what it says. */
+        e = rd_kafka_seek_partitions(c->cl.rk, l,
+                                     c->quirks.seek_timeout_unit
+                                         ? -1
+                                         : SEEK_WAIT_MS);
+        /* A newly assigned partition is not fetching yet while the group
+         * coordinator is asked where it starts, and librdkafka refuses to
+         * seek it until then (_STATE): it is ours, so wait for that. */
+        if (e || l->elems[0].err != RD_KAFKA_RESP_ERR__STATE ||
+            ksafe__now_ms() >= deadline)
+            break;
+        nanosleep(&nap, NULL);
+        l->elems[0].err = 0;
+        l->elems[0].offset = offset;
+    }
     if (e) {
         rc = ksafe__error_from_rd(err, e, "seek");
         rd_kafka_error_destroy(e);
+    } else if (l->elems[0].err == RD_KAFKA_RESP_ERR__STATE) {
+        rc = ksafe__error_set(err, KSAFE_EKAFKA, RD_KAFKA_RESP_ERR__STATE, 0,
+                              "seek %s [%d]: librdkafka did not start "
+                              "fetching it within %d s (is the group "
+                              "coordinator answering?)",
+                              topic, (int)partition, SEEK_WAIT_MS / 1000);
     } else if (l->elems[0].err) {
         rc = ksafe__error_from_resp(err, l->elems[0].err, "seek");
     }
