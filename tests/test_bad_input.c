@@ -104,7 +104,8 @@ static ksafe_dedup_store *memory_store(void)
 /*
  * A real librdkafka message without a broker: produced to a producer that
  * has none, purged at once, and handed to `fn` from its delivery report,
- * where it is the message a consumer would see (topic, partition, value).
+ * where it is the message a consumer would see (topic "bad-input",
+ * partition 3, `value`, one header "h" = "1").
  */
 typedef void (*message_fn)(const ksafe_message *msg, void *arg);
 
@@ -135,6 +136,10 @@ static void with_message(const char *value, message_fn fn, void *arg)
 
     ck_assert_int_eq(rd_kafka_conf_set(conf, "log_level", "0", errstr,
                                        sizeof(errstr)), RD_KAFKA_CONF_OK);
+    /* Room for the 10 MB values (librdkafka's default limit is 1 MB). */
+    ck_assert_int_eq(rd_kafka_conf_set(conf, "message.max.bytes", "20000000",
+                                       errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
     rd_kafka_conf_set_dr_msg_cb(conf, on_report);
     rd_kafka_conf_set_opaque(conf, &ctx);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -142,6 +147,7 @@ static void with_message(const char *value, message_fn fn, void *arg)
     rerr = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("bad-input"),
                              RD_KAFKA_V_PARTITION(3),
                              RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                             RD_KAFKA_V_HEADER("h", "1", 1),
                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_END);
     ck_assert_int_eq(rerr, RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -618,6 +624,26 @@ START_TEST(message_header_absent_or_unnamed)
 }
 END_TEST
 
+static void header_without_outputs(const ksafe_message *msg, void *arg)
+{
+    const void *v = NULL;
+    size_t len = 0;
+
+    (void)arg;
+    /* Asking only whether the header is there. */
+    ck_assert_int_eq(ksafe_message_header(msg, "h", NULL, NULL), 0);
+    ck_assert_int_eq(ksafe_message_header(msg, "h", &v, NULL), 0);
+    ck_assert_int_eq(memcmp(v, "1", 1), 0);
+    ck_assert_int_eq(ksafe_message_header(msg, "h", NULL, &len), 0);
+    ck_assert_uint_eq(len, 1);
+}
+
+START_TEST(message_header_without_outputs)
+{
+    with_message("v", header_without_outputs, NULL);
+}
+END_TEST
+
 /* ---- loop -------------------------------------------------------------- */
 
 static ksafe_handler_result ok_handler(const ksafe_message *msg,
@@ -772,6 +798,34 @@ START_TEST(dedup_key_on_non_json_payload)
 }
 END_TEST
 
+/* A value of 10 MB: nested far past the parser's depth limit, or not JSON
+ * at its end; refused per record in bounded time. */
+START_TEST(dedup_key_on_ten_megabyte_payload)
+{
+    char *value = malloc(TEN_MB + 1);
+    ksafe_dedup_key *k = NULL;
+    ksafe_error err;
+    extract_case x;
+    int64_t t0 = now_ms();
+
+    ck_assert_ptr_nonnull(value);
+    ck_assert_ok(ksafe_dedup_key_parse(&k, "json:id", &err), err);
+    x.k = k;
+    x.size = KSAFE_DEDUP_KEY_MAX;
+    x.word = "JSON";
+    memset(value, '[', TEN_MB);
+    value[TEN_MB] = '\0';
+    with_message(value, extract_fails, &x);
+    memset(value, ' ', TEN_MB);
+    memcpy(value, "{\"id\": \"a\"}", 11);
+    value[TEN_MB - 1] = 'x';
+    with_message(value, extract_fails, &x);
+    ck_assert_int_lt(now_ms() - t0, 30000);
+    ksafe_dedup_key_free(k);
+    free(value);
+}
+END_TEST
+
 START_TEST(dedup_key_too_long_for_the_buffer)
 {
     ksafe_dedup_key *k = NULL;
@@ -918,6 +972,19 @@ END_TEST
 
 /* ---- the test kit ------------------------------------------------------ */
 
+/* The kit's fillers return nothing: on NULL they do nothing. */
+START_TEST(test_kit_fillers_on_null)
+{
+    char buf[4] = "abc";
+
+    ksafe_test_unique_name(NULL, 64, "x");
+    ksafe_test_unique_name(buf, 0, "x");
+    ck_assert_str_eq(buf, "abc");
+    ksafe_test_cluster_producer_options(NULL, NULL);
+    ksafe_test_cluster_consumer_options(NULL, NULL, "g");
+}
+END_TEST
+
 START_TEST(test_kit_null_handles)
 {
     rd_kafka_resp_err_t errs[1] = {RD_KAFKA_RESP_ERR_NOT_COORDINATOR};
@@ -985,6 +1052,7 @@ static Suite *bad_input_suite(void)
     tcase_add_test(t, instance_id_bad_arguments);
     tcase_add_test(t, message_accessors_on_null);
     tcase_add_test(t, message_header_absent_or_unnamed);
+    tcase_add_test(t, message_header_without_outputs);
     suite_add_tcase(s, t);
     t = tcase_create("loop");
     tcase_add_test(t, loop_bad_options);
@@ -993,6 +1061,7 @@ static Suite *bad_input_suite(void)
     t = tcase_create("dedup");
     tcase_add_test(t, dedup_key_bad_construction);
     tcase_add_test(t, dedup_key_on_non_json_payload);
+    tcase_add_test(t, dedup_key_on_ten_megabyte_payload);
     tcase_add_test(t, dedup_key_too_long_for_the_buffer);
     tcase_add_test(t, dedup_key_null_extractor);
     tcase_add_test(t, dedup_store_bad_construction);
@@ -1001,6 +1070,7 @@ static Suite *bad_input_suite(void)
     suite_add_tcase(s, t);
     t = tcase_create("test_kit");
     tcase_add_test(t, test_kit_null_handles);
+    tcase_add_test(t, test_kit_fillers_on_null);
     suite_add_tcase(s, t);
     return s;
 }
