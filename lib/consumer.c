@@ -383,13 +383,21 @@ int ksafe_message_header(const ksafe_message *m, const char *name,
                          const void **value, size_t *len)
 {
     rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
 
     if (!m || !name)
         return KSAFE_EINVAL;
     if (rd_kafka_message_headers(RK(m), &h) || !h)
         return KSAFE_EINVAL;
-    if (rd_kafka_header_get_last(h, name, value, len))
+    /* librdkafka writes both outputs; a caller asking only whether the
+     * header is there passes NULL. */
+    if (rd_kafka_header_get_last(h, name, &v, &n))
         return KSAFE_EINVAL;
+    if (value)
+        *value = v;
+    if (len)
+        *len = n;
     return 0;
 }
 

@@ -355,7 +355,9 @@ KSAFE_EXTERN const void *ksafe_message_value(const ksafe_message *msg,
 /** Creation or log-append time in ms since the epoch; -1 if unknown. */
 KSAFE_EXTERN int64_t ksafe_message_timestamp(const ksafe_message *msg);
 /**
- * The last header called `name`: 0 and its bytes, or KSAFE_EINVAL if absent.
+ * The last header called `name`: 0 and its bytes (borrowed) in `*value` and
+ * `*len`, either of which may be NULL; KSAFE_EINVAL if absent or `msg` or
+ * `name` is NULL.
  */
 KSAFE_EXTERN int ksafe_message_header(const ksafe_message *msg,
                                       const char *name, const void **value,
