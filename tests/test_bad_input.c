@@ -271,6 +271,19 @@ START_TEST(options_malformed_values_are_refused)
         ksafe_producer_options_validate(&po, E));
     po.rdkafka_properties = empty_key;
     BAD(KSAFE_EINVAL, "empty key", ksafe_producer_options_validate(&po, E));
+    po.rdkafka_properties = NULL;
+    /* Empty where NULL means "the default": said, not guessed. */
+    po.client_id = "";
+    BAD(KSAFE_EINVAL, "client_id", ksafe_producer_options_validate(&po, E));
+    po.client_id = NULL;
+    po.transactional_id = "";
+    BAD(KSAFE_EINVAL, "transactional_id",
+        ksafe_producer_options_validate(&po, E));
+    po.transactional_id = NULL;
+    /* A list that names no broker: the client would never connect. */
+    po.bootstrap_servers = " , ";
+    BAD(KSAFE_EINVAL, "bootstrap_servers",
+        ksafe_producer_options_validate(&po, E));
 }
 END_TEST
 
