@@ -587,6 +587,52 @@ START_TEST(consumer_topic_of_300_characters)
 }
 END_TEST
 
+static ksafe_handler_result ok_handler(const ksafe_message *msg,
+                                       ksafe_error *err, void *payload)
+{
+    (void)msg; (void)err; (void)payload;
+    return KSAFE_HANDLER_OK;
+}
+
+static ksafe_handler_result ok_batch(const ksafe_message *const *msgs,
+                                     size_t count, size_t *succeeded,
+                                     ksafe_error *err, void *payload)
+{
+    (void)msgs; (void)count; (void)succeeded; (void)err; (void)payload;
+    return KSAFE_HANDLER_OK;
+}
+
+/* A closed handle is not a crash either: every call says it is closed. */
+START_TEST(closed_handles)
+{
+    static const char *const topics[] = {"t"};
+    ksafe_consumer *c = offline_consumer();
+    ksafe_producer *p = offline_producer(NULL);
+    ksafe_loop_options o = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_record r = KSAFE_RECORD_INIT;
+    ksafe_message *m;
+    ksafe_error err;
+
+    ck_assert_ok(ksafe_consumer_close(c, &err), err);
+    ck_assert_ok(ksafe_consumer_close(c, &err), err); /* twice: harmless */
+    BAD(KSAFE_ESTATE, "closed", ksafe_consumer_subscribe(c, topics, 1, E));
+    BAD(KSAFE_ESTATE, "closed", ksafe_consumer_poll(c, 0, &m, E));
+    BAD(KSAFE_ESTATE, "closed",
+        ksafe_consumer_commit(c, KSAFE_COMMIT_SYNC, E));
+    BAD(KSAFE_ESTATE, "closed", ksafe_consumer_seek(c, "t", 0, 0, E));
+    o.handler = ok_handler;
+    BAD(KSAFE_ESTATE, "closed", ksafe_run(c, &o, E));
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    r.topic = "t";
+    BAD(KSAFE_ESTATE, "closed", ksafe_producer_send(p, &r, E));
+    BAD(KSAFE_ESTATE, "closed",
+        ksafe_producer_send_sync(p, &r, 100, NULL, E));
+    ksafe_producer_free(p);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
 START_TEST(instance_id_bad_arguments)
 {
     char buf[300];
@@ -658,21 +704,6 @@ START_TEST(message_header_without_outputs)
 END_TEST
 
 /* ---- loop -------------------------------------------------------------- */
-
-static ksafe_handler_result ok_handler(const ksafe_message *msg,
-                                       ksafe_error *err, void *payload)
-{
-    (void)msg; (void)err; (void)payload;
-    return KSAFE_HANDLER_OK;
-}
-
-static ksafe_handler_result ok_batch(const ksafe_message *const *msgs,
-                                     size_t count, size_t *succeeded,
-                                     ksafe_error *err, void *payload)
-{
-    (void)msgs; (void)count; (void)succeeded; (void)err; (void)payload;
-    return KSAFE_HANDLER_OK;
-}
 
 START_TEST(loop_bad_options)
 {
@@ -1063,6 +1094,7 @@ static Suite *bad_input_suite(void)
     tcase_add_test(t, consumer_bad_arguments);
     tcase_add_test(t, consumer_topic_of_300_characters);
     tcase_add_test(t, instance_id_bad_arguments);
+    tcase_add_test(t, closed_handles);
     tcase_add_test(t, message_accessors_on_null);
     tcase_add_test(t, message_header_absent_or_unnamed);
     tcase_add_test(t, message_header_without_outputs);
