@@ -458,6 +458,23 @@ START_TEST(producer_topic_of_300_characters)
 }
 END_TEST
 
+/* Kafka's topic names are [a-zA-Z0-9._-], and neither "." nor "..". */
+START_TEST(producer_topic_with_illegal_characters)
+{
+    ksafe_producer *p = offline_producer(NULL);
+    ksafe_record r = KSAFE_RECORD_INIT;
+
+    r.topic = "orders/eu";
+    BAD(KSAFE_EINVAL, "[a-zA-Z0-9._-]", ksafe_producer_send(p, &r, E));
+    BAD(KSAFE_EINVAL, "orders/eu", ksafe_producer_send(p, &r, E));
+    r.topic = "my topic";
+    BAD(KSAFE_EINVAL, "record.topic", ksafe_producer_send(p, &r, E));
+    r.topic = "..";
+    BAD(KSAFE_EINVAL, "record.topic", ksafe_producer_send(p, &r, E));
+    ksafe_producer_free(p);
+}
+END_TEST
+
 START_TEST(producer_bad_arguments)
 {
     ksafe_producer *p = offline_producer(NULL);
@@ -583,6 +600,23 @@ START_TEST(consumer_topic_of_300_characters)
     /* Kafka's limit is 249: the subscription could never be served. */
     BAD(KSAFE_EINVAL, "249", ksafe_consumer_subscribe(c, topics, 1, E));
     BAD(KSAFE_EINVAL, "249", ksafe_consumer_seek(c, long_topic, 0, 0, E));
+    ksafe_consumer_free(c);
+}
+END_TEST
+
+START_TEST(consumer_topic_with_illegal_characters)
+{
+    static const char *const bad[] = {"orders", "orders eu"};
+    static const char *const regex[] = {"^orders (eu|us)"};
+    ksafe_consumer *c = offline_consumer();
+    ksafe_error err;
+
+    BAD(KSAFE_EINVAL, "topics[1]", ksafe_consumer_subscribe(c, bad, 2, E));
+    BAD(KSAFE_EINVAL, "[a-zA-Z0-9._-]",
+        ksafe_consumer_subscribe(c, bad, 2, E));
+    BAD(KSAFE_EINVAL, "seek topic", ksafe_consumer_seek(c, ".", 0, 0, E));
+    /* A regex is not a name: librdkafka matches it against the cluster's. */
+    ck_assert_ok(ksafe_consumer_subscribe(c, regex, 1, &err), err);
     ksafe_consumer_free(c);
 }
 END_TEST
@@ -1086,6 +1120,7 @@ static Suite *bad_input_suite(void)
     tcase_add_test(t, producer_null_handle);
     tcase_add_test(t, producer_bad_records);
     tcase_add_test(t, producer_topic_of_300_characters);
+    tcase_add_test(t, producer_topic_with_illegal_characters);
     tcase_add_test(t, producer_bad_arguments);
     tcase_add_test(t, txn_bad_arguments);
     suite_add_tcase(s, t);
@@ -1093,6 +1128,7 @@ static Suite *bad_input_suite(void)
     tcase_add_test(t, consumer_null_handle);
     tcase_add_test(t, consumer_bad_arguments);
     tcase_add_test(t, consumer_topic_of_300_characters);
+    tcase_add_test(t, consumer_topic_with_illegal_characters);
     tcase_add_test(t, instance_id_bad_arguments);
     tcase_add_test(t, closed_handles);
     tcase_add_test(t, message_accessors_on_null);
