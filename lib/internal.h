@@ -141,8 +141,9 @@ int64_t ksafe__now_ms(void);        /* monotonic clock */
 /* Kafka refuses topic names longer than this. */
 #define KSAFE__TOPIC_MAX 249
 
-/* 0, or KSAFE_EINVAL naming `what` when `topic` (non-empty) is longer than
- * Kafka allows: refused up front, as no broker would ever take it. */
+/* 0, or KSAFE_EINVAL naming `what` when `topic` (non-empty) is not a name
+ * Kafka allows (too long, a character outside [a-zA-Z0-9._-], "." or
+ * ".."): refused up front, as no broker would ever take it. */
 int ksafe__topic_check(const char *topic, const char *what,
                        ksafe_error *err);
 
