@@ -277,8 +277,9 @@ KSAFE_EXTERN int ksafe_consumer_commit_maybe(ksafe_consumer *c,
  * owns and waits for the seek. A partition assigned a moment ago may still
  * be waiting for its committed offset: the seek waits for that too (up to
  * 30 s). Marks are kept: a record already marked stays processed. Errors:
- * KSAFE_EINVAL (bad offset or topic name), KSAFE_ESTATE (partition not assigned to this
- * member, or called from on_revoked/on_lost), KSAFE_EKAFKA.
+ * KSAFE_EINVAL (bad offset or topic name), KSAFE_ESTATE (partition not
+ * assigned to this member, or called from on_revoked/on_lost),
+ * KSAFE_EKAFKA.
  */
 KSAFE_EXTERN int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
                                      int32_t partition, int64_t offset,
