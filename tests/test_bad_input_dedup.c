@@ -199,6 +199,63 @@ START_TEST(dedup_store_bad_construction)
 }
 END_TEST
 
+/* Table names go into SQL text: only plain identifiers pass. Without
+ * SQLite support each call is the "built without" error instead. */
+START_TEST(dedup_sqlite_bad_options)
+{
+    ksafe_dedup_sqlite_options so = KSAFE_DEDUP_SQLITE_OPTIONS_INIT;
+    ksafe_dedup_store *s = NULL;
+    char big[300];
+    int have = ksafe_dedup_has_sqlite();
+
+    memset(big, 'm', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    so.path = ":memory:";
+    so.marks_table = "x; DROP TABLE y";
+    BAD(KSAFE_EINVAL, have ? "marks_table \"x; DROP TABLE y\"" : "SQLite",
+        ksafe_dedup_sqlite_new(&s, &so, E));
+    so.marks_table = "";
+    BAD(KSAFE_EINVAL, have ? "identifier" : "SQLite",
+        ksafe_dedup_sqlite_new(&s, &so, E));
+    so.marks_table = NULL;
+    so.offsets_table = big;
+    BAD(KSAFE_EINVAL, have ? "offsets_table" : "SQLite",
+        ksafe_dedup_sqlite_new(&s, &so, E));
+    so.offsets_table = NULL;
+    so.txn_mode = (ksafe_dedup_txn_mode)9;
+    BAD(KSAFE_EINVAL, have ? "txn_mode" : "SQLite",
+        ksafe_dedup_sqlite_new(&s, &so, E));
+    so.txn_mode = KSAFE_DEDUP_TXN_STORE;
+    so.busy_timeout_ms = -5;
+    BAD(KSAFE_EINVAL, have ? "busy_timeout_ms" : "SQLite",
+        ksafe_dedup_sqlite_new(&s, &so, E));
+    so.busy_timeout_ms = 5000;
+    so.path = "/nonexistent/dir/x.db";
+    BAD(have ? KSAFE_ESTORE : KSAFE_EINVAL,
+        have ? "/nonexistent/dir/x.db" : "SQLite",
+        ksafe_dedup_sqlite_new(&s, &so, E));
+    ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(dedup_memory_key_longer_than_key_bytes)
+{
+    ksafe_dedup_memory_options mo = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
+    ksafe_dedup_store *s = NULL;
+    ksafe_dedup_status st;
+    ksafe_error err;
+
+    mo.capacity = 4;
+    mo.key_bytes = 8;
+    ck_assert_ok(ksafe_dedup_memory_new(&s, &mo, &err), err);
+    ck_assert_ok(ksafe_dedup_begin(s, &err), err);
+    BAD(KSAFE_EINVAL, "key_bytes=8",
+        ksafe_dedup_claim(s, "123456789", 9, &st, E));
+    ck_assert_ok(ksafe_dedup_rollback(s, &err), err);
+    ksafe_dedup_store_free(s);
+}
+END_TEST
+
 START_TEST(dedup_store_null_handle)
 {
     ksafe_dedup_status st;
@@ -327,6 +384,8 @@ void bad_input_dedup_cases(Suite *s)
     tcase_add_test(t, dedup_store_bad_construction);
     tcase_add_test(t, dedup_store_null_handle);
     tcase_add_test(t, dedup_store_bad_arguments);
+    tcase_add_test(t, dedup_sqlite_bad_options);
+    tcase_add_test(t, dedup_memory_key_longer_than_key_bytes);
     suite_add_tcase(s, t);
     t = tcase_create("test_kit");
     tcase_add_test(t, test_kit_null_handles);
