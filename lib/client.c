@@ -99,6 +99,15 @@ int ksafe__client_validate(const ksafe__client_view *v, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "bootstrap_servers is required "
                                 "(\"host:port[,host:port...]\")");
+    if (!v->bootstrap_servers[strspn(v->bootstrap_servers, " ,\t")])
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "bootstrap_servers \"%.64s\" names no broker "
+                                "(\"host:port[,host:port...]\")",
+                                v->bootstrap_servers);
+    if (v->client_id && !*v->client_id)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "client_id is empty: use NULL for "
+                                "librdkafka's \"rdkafka\"");
     if ((unsigned)v->security_protocol > KSAFE_SECURITY_SASL_SSL)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "security_protocol %d is not a "

@@ -108,6 +108,15 @@ int ksafe_consumer_subscribe(ksafe_consumer *c, const char *const *topics,
         if (!topics[i] || !*topics[i])
             return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                     "topics[%zu] is empty", i);
+    for (i = 0; i < count; i++) {
+        char what[32];
+
+        if (topics[i][0] == '^')
+            continue; /* a regex, not a name */
+        snprintf(what, sizeof(what), "topics[%zu]", i);
+        if (ksafe__topic_check(topics[i], what, err))
+            return KSAFE_EINVAL;
+    }
     l = rd_kafka_topic_partition_list_new((int)count);
     for (i = 0; i < count; i++)
         rd_kafka_topic_partition_list_add(l, topics[i],
@@ -236,6 +245,8 @@ int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "seek needs a consumer, a topic and a "
                                 "partition >= 0");
+    if (ksafe__topic_check(topic, "seek topic", err))
+        return KSAFE_EINVAL;
     if (offset < 0 && offset != RD_KAFKA_OFFSET_BEGINNING &&
         offset != RD_KAFKA_OFFSET_END)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
@@ -372,13 +383,21 @@ int ksafe_message_header(const ksafe_message *m, const char *name,
                          const void **value, size_t *len)
 {
     rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
 
     if (!m || !name)
         return KSAFE_EINVAL;
     if (rd_kafka_message_headers(RK(m), &h) || !h)
         return KSAFE_EINVAL;
-    if (rd_kafka_header_get_last(h, name, value, len))
+    /* librdkafka writes both outputs; a caller asking only whether the
+     * header is there passes NULL. */
+    if (rd_kafka_header_get_last(h, name, &v, &n))
         return KSAFE_EINVAL;
+    if (value)
+        *value = v;
+    if (len)
+        *len = n;
     return 0;
 }
 

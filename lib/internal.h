@@ -138,4 +138,13 @@ void ksafe__mock_quiet_log(const rd_kafka_t *rk, int level, const char *fac,
 char *ksafe__strdup(const char *s); /* NULL stays NULL */
 int64_t ksafe__now_ms(void);        /* monotonic clock */
 
+/* Kafka refuses topic names longer than this. */
+#define KSAFE__TOPIC_MAX 249
+
+/* 0, or KSAFE_EINVAL naming `what` when `topic` (non-empty) is not a name
+ * Kafka allows (too long, a character outside [a-zA-Z0-9._-], "." or
+ * ".."): refused up front, as no broker would ever take it. */
+int ksafe__topic_check(const char *topic, const char *what,
+                       ksafe_error *err);
+
 #endif

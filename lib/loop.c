@@ -99,6 +99,9 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
                                 "on_failure is KSAFE_FAILURE_DEAD_LETTER: "
                                 "dead_letter_topic and dead_letter_producer "
                                 "are required");
+    if (o->on_failure == KSAFE_FAILURE_DEAD_LETTER &&
+        ksafe__topic_check(o->dead_letter_topic, "dead_letter_topic", err))
+        return KSAFE_EINVAL;
     if (o->dedup_store && !o->dedup_key)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "dedup_store is set but dedup_key is NULL: "

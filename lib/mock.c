@@ -126,10 +126,12 @@ static int broker_state(ksafe_mock_cluster *mc, int broker_id, int up,
 {
     rd_kafka_resp_err_t rerr;
 
-    if (!mc || broker_id < 1 || broker_id > mc->broker_count)
+    if (!mc)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "cluster is NULL");
+    if (broker_id < 1 || broker_id > mc->broker_count)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "broker_id %d is not in 1..%d", broker_id,
-                                mc ? mc->broker_count : 0);
+                                mc->broker_count);
     rerr = up ? rd_kafka_mock_broker_set_up(mc->mcluster, broker_id)
               : rd_kafka_mock_broker_set_down(mc->mcluster, broker_id);
     return rerr ? ksafe__error_from_resp(err, rerr, "broker state") : 0;

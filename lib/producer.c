@@ -298,6 +298,8 @@ static int check_record(const ksafe_producer *p, const ksafe_record *r,
     if (!r->topic || !*r->topic)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "record.topic is required");
+    if (ksafe__topic_check(r->topic, "record.topic", err))
+        return KSAFE_EINVAL;
     if (r->partition < KSAFE_PARTITION_ANY)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "record.partition is %d: use a partition "

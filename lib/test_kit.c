@@ -102,6 +102,8 @@ void ksafe_test_unique_name(char *buf, size_t size, const char *prefix)
     static atomic_uint counter;
     struct timespec ts;
 
+    if (!buf || !size)
+        return;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(buf, size, "%s-%ld-%u-%lx", prefix ? prefix : "ksafe",
              (long)getpid(), atomic_fetch_add(&counter, 1) + 1,
@@ -111,6 +113,8 @@ void ksafe_test_unique_name(char *buf, size_t size, const char *prefix)
 void ksafe_test_cluster_producer_options(ksafe_test_cluster *tc,
                                          ksafe_producer_options *opts)
 {
+    if (!opts)
+        return;
     ksafe_producer_options_init(opts, KSAFE_PRODUCER_OPTIONS_VERSION);
     opts->bootstrap_servers = ksafe_test_cluster_bootstrap(tc);
     opts->rdkafka_properties = test_producer_props;
@@ -172,6 +176,8 @@ void ksafe_test_cluster_consumer_options(ksafe_test_cluster *tc,
     ksafe_test_timing t =
         ksafe_test_group_timing(ksafe_test_cluster_is_embedded(tc));
 
+    if (!opts)
+        return;
     ksafe_consumer_options_init(opts, KSAFE_CONSUMER_OPTIONS_VERSION);
     opts->bootstrap_servers = ksafe_test_cluster_bootstrap(tc);
     opts->group_id = group_id;

@@ -156,7 +156,10 @@ KSAFE_EXTERN int ksafe_consumer_new(ksafe_consumer **out,
 
 /**
  * Subscribes to `count` topics (a name starting with '^' is a regex).
- * Replaces any earlier subscription.
+ * Replaces any earlier subscription. Errors: KSAFE_EINVAL (no topics, a
+ * NULL or empty entry, or a name Kafka does not allow: over 249
+ * characters, a character outside [a-zA-Z0-9._-], "." or ".."; regexes are
+ * not checked), KSAFE_ESTATE (closed), KSAFE_EKAFKA.
  */
 KSAFE_EXTERN int ksafe_consumer_subscribe(ksafe_consumer *c,
                                           const char *const *topics,
@@ -274,8 +277,9 @@ KSAFE_EXTERN int ksafe_consumer_commit_maybe(ksafe_consumer *c,
  * owns and waits for the seek. A partition assigned a moment ago may still
  * be waiting for its committed offset: the seek waits for that too (up to
  * 30 s). Marks are kept: a record already marked stays processed. Errors:
- * KSAFE_EINVAL (bad offset), KSAFE_ESTATE (partition not assigned to this
- * member, or called from on_revoked/on_lost), KSAFE_EKAFKA.
+ * KSAFE_EINVAL (bad offset or topic name), KSAFE_ESTATE (partition not
+ * assigned to this member, or called from on_revoked/on_lost),
+ * KSAFE_EKAFKA.
  */
 KSAFE_EXTERN int ksafe_consumer_seek(ksafe_consumer *c, const char *topic,
                                      int32_t partition, int64_t offset,
@@ -355,7 +359,9 @@ KSAFE_EXTERN const void *ksafe_message_value(const ksafe_message *msg,
 /** Creation or log-append time in ms since the epoch; -1 if unknown. */
 KSAFE_EXTERN int64_t ksafe_message_timestamp(const ksafe_message *msg);
 /**
- * The last header called `name`: 0 and its bytes, or KSAFE_EINVAL if absent.
+ * The last header called `name`: 0 and its bytes (borrowed) in `*value` and
+ * `*len`, either of which may be NULL; KSAFE_EINVAL if absent or `msg` or
+ * `name` is NULL.
  */
 KSAFE_EXTERN int ksafe_message_header(const ksafe_message *msg,
                                       const char *name, const void **value,

@@ -153,7 +153,8 @@ KSAFE_EXTERN int ksafe_test_cluster_create_topic(ksafe_test_cluster *tc,
 
 /**
  * Writes "<prefix>-<pid>-<counter>-<random>" into buf: topic and group names
- * that do not collide between tests or runs.
+ * that do not collide between tests or runs. NULL `buf` or `size` 0: does
+ * nothing.
  */
 KSAFE_EXTERN void ksafe_test_unique_name(char *buf, size_t size,
                                          const char *prefix);
@@ -161,7 +162,8 @@ KSAFE_EXTERN void ksafe_test_unique_name(char *buf, size_t size,
 /**
  * Sets `opts` to the safe preset pointed at the cluster, with timings that
  * keep tests fast (short reconnect backoff, short fetch wait).
- * rdkafka_properties points into `tc`.
+ * rdkafka_properties points into `tc`. NULL `opts`: does nothing; NULL
+ * `tc`: no bootstrap servers, which ksafe_producer_new() then refuses.
  */
 KSAFE_EXTERN void ksafe_test_cluster_producer_options(
     ksafe_test_cluster *tc, ksafe_producer_options *opts);
@@ -213,7 +215,8 @@ KSAFE_EXTERN int ksafe_test_consumer_group(ksafe_consumer_options *opts,
  * As above for a consumer in `group_id` (borrowed), with the group
  * protocol of ksafe_test_group_protocol(), the timings of
  * ksafe_test_group_timing() for this cluster (classic protocol),
- * max.poll.interval 30 s and fetch.wait.max.ms=10.
+ * max.poll.interval 30 s and fetch.wait.max.ms=10. NULL `opts`: does
+ * nothing.
  */
 KSAFE_EXTERN void ksafe_test_cluster_consumer_options(
     ksafe_test_cluster *tc, ksafe_consumer_options *opts,

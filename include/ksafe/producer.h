@@ -204,8 +204,10 @@ KSAFE_EXTERN int ksafe_producer_new(ksafe_producer **out,
  * Queues a record for delivery; its fate arrives in the delivery callback
  * (exactly once). The record is copied (key, value, headers, topic): the
  * caller may reuse its buffers when the call returns.
- * Errors: KSAFE_EINVAL naming the field (no topic, partition below -1,
- * headers NULL with a count, a header without a name), KSAFE_EQUEUEFULL
+ * Errors: KSAFE_EINVAL naming the field (no topic, a topic name Kafka does
+ * not allow - over 249 characters, a character outside [a-zA-Z0-9._-], "."
+ * or ".." -, partition below -1, headers NULL with a count, a header
+ * without a name), KSAFE_EQUEUEFULL
  * (RETRIABLE, per queue_full), KSAFE_ESTATE (closed, or a transactional
  * producer outside a transaction), KSAFE_EFATAL (see
  * ksafe_producer_recover()), KSAFE_EKAFKA. On error no report will fire.
