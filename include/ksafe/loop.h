@@ -127,8 +127,9 @@ typedef struct ksafe_loop_options {
     /* failures */
     ksafe_failure_policy on_failure;  /**< default KSAFE_FAILURE_STOP */
     const char *dead_letter_topic;    /**< for DEAD_LETTER; copied */
-    ksafe_producer *dead_letter_producer; /**< borrowed; NULL: the loop makes
-                                              one with the consumer's bootstrap */
+    ksafe_producer *dead_letter_producer; /**< borrowed; required for
+                                              DEAD_LETTER (ksafe_run refuses
+                                              NULL with KSAFE_EINVAL) */
     /* backpressure */
     size_t max_buffered_per_partition; /**< pause above this; default 1000 */
     int poll_timeout_ms;               /**< default 100 */
