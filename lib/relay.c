@@ -101,6 +101,19 @@ static int check_timing(const ksafe_relay_options *o, ksafe_consumer *c,
             "transaction_timeout_ms (%d): a batch must leave time for its "
             "commit; lower batch_max_ms or raise transaction_timeout_ms",
             o->batch_max_ms, p->transaction_timeout_ms);
+    if (p->transaction_timeout_ms > c->session_timeout_ms && c->kip848)
+        /* The broker owns the session timeout; 45 s is its default. */
+        return ksafe__error_set(
+            err, KSAFE_EINVAL, 0, 0,
+            "relay: the producer's transaction_timeout_ms (%d) is longer "
+            "than the group's session timeout under group_protocol "
+            "CONSUMER (the broker's group.consumer.session.timeout.ms, "
+            "45000 by default): a relay that dies with a transaction open "
+            "would hold its partitions' next owner and every "
+            "read_committed reader of the output until the transaction "
+            "times out; set transaction_timeout_ms to at most the "
+            "broker's value",
+            p->transaction_timeout_ms);
     if (p->transaction_timeout_ms > c->session_timeout_ms)
         return ksafe__error_set(
             err, KSAFE_EINVAL, 0, 0,
@@ -442,8 +455,7 @@ int ksafe_relay_run(ksafe_consumer *c, ksafe_producer *p,
         txn_commit(&R);
     if (R.open) {
         ksafe_error e;
-        /* as in txn_abort: no partition registration in flight */
-        ksafe_producer_flush(p, p->transaction_timeout_ms, NULL);
+        ksafe__relay_settle_registrations(&R);
         if (ksafe_txn_abort(p, -1, &e))
             ksafe__log(&c->cl, KSAFE_LOG_WARNING, "RELAY",
                        "abort at stop failed (%s); the coordinator aborts "

@@ -104,6 +104,9 @@ int txn_commit(relay *R);
  * partition that had records in it; `defer`: only note the rewinds (inside
  * a rebalance callback). 0, or R->rc. */
 int txn_abort(relay *R, const char *why, int defer);
+/* Before an abort: waits until no partition registration is in flight
+ * (see the definition for the librdkafka assertion this avoids). */
+void ksafe__relay_settle_registrations(relay *R);
 /* Seeks each partition to its first record in the open transaction (or
  * to rewind_to) and forgets the transaction's records. 0 or R->rc. */
 int txn_rewind(relay *R);

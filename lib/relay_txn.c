@@ -178,9 +178,12 @@ int txn_rewind_pending(relay *R)
  * record cannot be sent before its partition is registered, so once every
  * record is settled no registration is in flight.
  */
-static void settle_registrations(relay *R)
+void ksafe__relay_settle_registrations(relay *R)
 {
-    ksafe_producer_flush(R->p, R->p->transaction_timeout_ms, NULL);
+    /* librdkafka's flush serves the reports; ksafe_producer_flush would
+     * also reset the count of failures the application's next flush or
+     * close reports. */
+    rd_kafka_flush(R->p->cl.rk, R->p->transaction_timeout_ms);
 }
 
 int txn_abort(relay *R, const char *why, int defer)
@@ -194,7 +197,7 @@ int txn_abort(relay *R, const char *why, int defer)
                    why);
         R->st->aborts++;
         R->open = 0;
-        settle_registrations(R);
+        ksafe__relay_settle_registrations(R);
         if (ksafe_txn_abort(R->p, -1, &e)) {
             if (e.code == KSAFE_EFATAL) {
                 /* The transaction died with the instance: nothing of it
@@ -286,6 +289,14 @@ int txn_commit(relay *R)
 
     if (!R->open)
         return 0;
+    if (rd_kafka_assignment_lost(R->crk)) {
+        /* The member is out of the group (e.g. max_poll_interval_ms
+         * passed): its partitions may have a new owner already. A broker
+         * refuses these offsets for the old generation; abort rather than
+         * count on it. The loss itself is served by the next poll. */
+        R->st->rebalance_aborts++;
+        return txn_abort(R, "the assignment was lost", 1);
+    }
     l = rd_kafka_topic_partition_list_new((int)R->n_parts);
     for (i = 0; i < R->n_parts; i++) {
         rpart *rp = &R->parts[i];
@@ -335,8 +346,11 @@ int txn_commit(relay *R)
     case KSAFE_ETXNABORTED: /* aborted for us */
     case KSAFE_ETIMEDOUT:   /* send_offsets: still open, safe to abort */
         R->st->aborts++;
-        if (e.code == KSAFE_ETIMEDOUT && ksafe_txn_abort(R->p, -1, NULL))
-            R->abort_pending = 1;
+        if (e.code == KSAFE_ETIMEDOUT) {
+            ksafe__relay_settle_registrations(R);
+            if (ksafe_txn_abort(R->p, -1, NULL))
+                R->abort_pending = 1;
+        }
         ksafe__log(&R->c->cl, KSAFE_LOG_NOTICE, "RELAY",
                    "the transaction of %zu record(s) was aborted: %s",
                    R->count, e.message);
@@ -345,6 +359,7 @@ int txn_commit(relay *R)
         txn_trouble(R, &e);
         return R->rc;
     default:
+        ksafe__relay_settle_registrations(R);
         ksafe_txn_abort(R->p, -1, NULL);
         return R->rc = ksafe__error_set(R->err, e.code, e.rdkafka_code,
                                         e.flags, "relay: commit: %s",

@@ -182,13 +182,19 @@ KSAFE_EXTERN int ksafe_relay_options_init(ksafe_relay_options *opts,
  * released, so its next owner redoes the batch and this member's output
  * of it never becomes visible; partitions this member keeps are rewound.
  *
- * Refused at start (KSAFE_EINVAL, nothing consumed): invalid options; a
- * producer without a transactional_id; batch_max_ms above half of the
- * producer's transaction_timeout_ms; a transaction_timeout_ms longer than
- * the consumer's session_timeout_ms (a relay that dies with a transaction
+ * Refused at start, with nothing consumed and both handles left open:
+ * KSAFE_EINVAL for NULL arguments, invalid options, a producer without a
+ * transactional_id, batch_max_ms above half of the producer's
+ * transaction_timeout_ms, or a transaction_timeout_ms longer than the
+ * consumer's session_timeout_ms (a relay that dies with a transaction
  * open would hold every read_committed reader of its output, and its
  * partitions' next owner, until the transaction times out: the message
- * says which value to lower).
+ * says which value to lower); KSAFE_EVERSION; KSAFE_ESTATE for a closed
+ * handle or a consumer another loop drives; the errors of
+ * ksafe_txn_init().
+ *
+ * Aborts flush the producer first (its reports are served): librdkafka
+ * can assert when an abort overtakes a partition registration.
  *
  * Other returns, each after aborting the open transaction and closing the
  * consumer: KSAFE_EHANDLER (a record failed under KSAFE_FAILURE_STOP, or
