@@ -73,7 +73,7 @@ END_TEST
  */
 START_TEST(sigkill_at_random_points_then_restart)
 {
-    const char *env = getenv("KSAFE_TEST_SEED");
+    const char *env = getenv("KSAFE_RELAY_SEED");
     unsigned seed = env && *env ? (unsigned)strtoul(env, NULL, 10)
                                 : (unsigned)time(NULL) ^ (unsigned)getpid();
     relay_case k;
@@ -83,7 +83,7 @@ START_TEST(sigkill_at_random_points_then_restart)
     int kill_no;
 
     printf("sigkill_at_random_points_then_restart: seed %u "
-           "(KSAFE_TEST_SEED=%u repeats it)\n",
+           "(KSAFE_RELAY_SEED=%u repeats it)\n",
            seed, seed);
     srand(seed);
     case_new(&k, "rr-kill", 3000, 0);
