@@ -86,13 +86,16 @@ START_TEST(sigkill_at_random_points_then_restart)
            "(KSAFE_RELAY_SEED=%u repeats it)\n",
            seed, seed);
     srand(seed);
-    case_new(&k, "rr-kill", 3000, 0);
+    /* 1000 transform calls a second: a worker makes at most ~900 before
+     * its kill, so the four never finish the input between them and
+     * each has a kill point ahead of it. */
+    case_new(&k, "rr-kill", 5000, 0);
     ksafe_test_unique_name(txn_id, sizeof(txn_id), "rr-kill-txn");
     for (kill_no = 0; kill_no < 4; kill_no++) {
         long calls = 1 + rand() % 600;
         int extra_ms = rand() % 300;
 
-        worker_start(&w, &k, txn_id, 0, 500, 50, 100);
+        worker_start(&w, &k, txn_id, 0, 1000, 50, 100);
         wait_trace(&w, calls, 180000);
         /* the random part of the point in time: past the N-th transform
          * call, anywhere in the next 300 ms (another transform, a commit) */
