@@ -158,21 +158,22 @@ int ksafe_relay_emit(ksafe_relay_emitter *out, const ksafe_record *record,
 /* The failure policy already settled this record (it comes again after
  * the abort that its failure caused): skip it or dead-letter it in the
  * open transaction. */
-static int settle(relay *R, rpart *rp, const rd_kafka_message_t *m)
+static int settle(relay *R, rpart *rp, const rsettled *s,
+                  const rd_kafka_message_t *m)
 {
     ksafe__dead_letter d;
     ksafe_error e;
 
-    if (rp->verdict == KSAFE_FAILURE_SKIP) {
+    if (s->verdict == KSAFE_FAILURE_SKIP) {
         ksafe__log(&R->c->cl, KSAFE_LOG_WARNING, "SKIP",
                    "skipping %s [%d] offset %lld after %d attempt(s): %s",
                    rp->topic, (int)rp->partition, (long long)m->offset,
-                   rp->attempts, rp->why);
+                   s->attempts, s->why);
         R->st->skipped++;
         return 0;
     }
-    ksafe__dead_letter_init(&d, m, R->o->dead_letter_topic, rp->attempts,
-                            rp->why);
+    ksafe__dead_letter_init(&d, m, R->o->dead_letter_topic, s->attempts,
+                            s->why);
     if (ksafe_producer_send(R->p, &d.r, &e)) {
         if (e.code == KSAFE_EFATAL)
             return relay_fatal(R, &e) ? R->rc : 1;
@@ -181,9 +182,44 @@ static int settle(relay *R, rpart *rp, const rd_kafka_message_t *m)
                    "%s [%d] offset %lld failed (%s) and could not be "
                    "dead-lettered to %s: %s",
                    rp->topic, (int)rp->partition, (long long)m->offset,
-                   rp->why, R->o->dead_letter_topic, e.message);
+                   s->why, R->o->dead_letter_topic, e.message);
     }
     R->st->dead_lettered++;
+    return 0;
+}
+
+/* The verdict of the failure policy on `offset`, if it has one. */
+static const rsettled *settled_find(const rpart *rp, int64_t offset)
+{
+    size_t i;
+
+    for (i = 0; i < rp->n_settled; i++)
+        if (rp->settled[i].offset == offset)
+            return &rp->settled[i];
+    return NULL;
+}
+
+/* Keeps the verdict on `offset` until its transaction commits. */
+static int settled_add(rpart *rp, int64_t offset, int attempts,
+                       ksafe_failure_policy verdict, const char *why)
+{
+    rsettled *s;
+
+    if (settled_find(rp, offset))
+        return 0;
+    if (rp->n_settled == rp->cap_settled) {
+        size_t cap = rp->cap_settled ? rp->cap_settled * 2 : 4;
+        rsettled *grown = realloc(rp->settled, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        rp->settled = grown;
+        rp->cap_settled = cap;
+    }
+    s = &rp->settled[rp->n_settled++];
+    s->offset = offset;
+    s->attempts = attempts;
+    s->verdict = verdict;
+    snprintf(s->why, sizeof(s->why), "%s", why);
     return 0;
 }
 
@@ -199,9 +235,7 @@ static void failed(relay *R, rpart *rp, const rd_kafka_message_t *m,
     } else {
         rp->fail_offset = m->offset;
         rp->attempts = 1;
-        rp->settled = 0;
     }
-    snprintf(rp->why, sizeof(rp->why), "%s", why);
     retry = r == KSAFE_HANDLER_RETRY && rp->attempts < R->o->max_attempts;
     if (retry)
         R->st->retries++;
@@ -223,15 +257,18 @@ static void failed(relay *R, rpart *rp, const rd_kafka_message_t *m,
         rpart_pause(R, rp,
                     ksafe__now_ms() +
                         ksafe__backoff_ms(&R->backoff, rp->attempts));
-    else {
-        rp->settled = 1;
-        rp->verdict = R->o->on_failure;
-    }
+    else if (settled_add(rp, m->offset, rp->attempts, R->o->on_failure,
+                         why))
+        R->rc = ksafe__error_set(R->err, KSAFE_ENOMEM, 0, 0,
+                                 "out of memory");
+    else
+        rp->fail_offset = -1; /* settled: its verdict is kept */
 }
 
 static void relay_record(relay *R, const rd_kafka_message_t *m)
 {
     rpart *rp = rpart_get(R, rd_kafka_topic_name(m->rkt), m->partition);
+    const rsettled *s;
     ksafe_relay_emitter em;
     ksafe_handler_result r;
     ksafe_error he;
@@ -250,8 +287,8 @@ static void relay_record(relay *R, const rd_kafka_message_t *m)
             txn_rewind(R);
         return;
     }
-    if (rp->settled && rp->fail_offset == m->offset) {
-        if ((rc = settle(R, rp, m))) {
+    if ((s = settled_find(rp, m->offset))) {
+        if ((rc = settle(R, rp, s, m))) {
             if (rc == 1 && !R->rc) /* recreated: the record comes again */
                 txn_rewind(R);
             return;
@@ -472,8 +509,10 @@ int ksafe_relay_run(ksafe_consumer *c, ksafe_producer *p,
     if (ksafe_consumer_close(c, &cerr) && !rc)
         rc = ksafe__error_set(err, cerr.code, cerr.rdkafka_code, cerr.flags,
                               "%s", cerr.message);
-    for (i = 0; i < R.n_parts; i++)
+    for (i = 0; i < R.n_parts; i++) {
         free(R.parts[i].topic);
+        free(R.parts[i].settled);
+    }
     free(R.parts);
     return rc;
 }

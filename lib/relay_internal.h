@@ -15,6 +15,16 @@
 
 #include <ksafe/relay.h>
 
+/* A record of a partition that the failure policy settled (SKIP or
+ * DEAD_LETTER) while its transaction is not committed yet: each abort
+ * brings it back, and it must be settled again, not transformed. */
+typedef struct rsettled {
+    int64_t offset;
+    int attempts;
+    ksafe_failure_policy verdict;
+    char why[160];
+} rsettled;
+
 /* A partition the relay has seen since it was assigned. */
 typedef struct rpart {
     char *topic;
@@ -27,13 +37,15 @@ typedef struct rpart {
     /* A rewind asked for inside a rebalance callback (where seeking is
      * refused), done once poll returns: the offset, or -1. */
     int64_t rewind_to;
-    /* The record that failed: its offset (-1: none), the transform calls
-     * it had, and what the failure policy settled for it (0: not yet). */
+    /* The record being retried: its offset (-1: none) and the transform
+     * calls it had. */
     int64_t fail_offset;
     int attempts;
-    ksafe_failure_policy verdict;
-    int settled;
-    char why[160];
+    /* Records settled by the failure policy since the last commit of this
+     * partition, in offset order: more than one can fail in a
+     * transaction, and every abort rewinds to its first record. */
+    rsettled *settled;
+    size_t n_settled, cap_settled;
     int64_t resume_at; /* paused for a retry until then; 0: not paused */
 } rpart;
 

@@ -56,6 +56,7 @@ void rpart_remove(relay *R, rpart *rp)
     size_t i = (size_t)(rp - R->parts);
 
     free(rp->topic);
+    free(rp->settled);
     R->parts[i] = R->parts[--R->n_parts];
     R->last = 0;
 }
@@ -325,12 +326,18 @@ int txn_commit(relay *R)
         R->st->committed += R->count;
         for (i = 0; i < R->n_parts; i++) {
             rpart *rp = &R->parts[i];
-            if (rp->first >= 0 && rp->fail_offset >= 0 &&
-                rp->fail_offset < rp->next) {
+            size_t k, keep = 0;
+            if (rp->first < 0)
+                continue;
+            if (rp->fail_offset >= 0 && rp->fail_offset < rp->next) {
                 rp->fail_offset = -1;
                 rp->attempts = 0;
-                rp->settled = 0;
             }
+            /* committed: they never come again */
+            for (k = 0; k < rp->n_settled; k++)
+                if (rp->settled[k].offset >= rp->next)
+                    rp->settled[keep++] = rp->settled[k];
+            rp->n_settled = keep;
         }
         forget_records(R);
         R->txn_failing_since = 0;
