@@ -9,9 +9,23 @@
 #include "internal.h"
 #include "rdkafka_versions.h"
 
+/* 1 when `word` (lower case) occurs in `s`, in any case. */
+static int contains_nocase(const char *s, const char *word)
+{
+    size_t n = strlen(s), w = strlen(word), i;
+
+    for (i = 0; i + w <= n; i++)
+        if (strncasecmp(s + i, word, w) == 0)
+            return 1;
+    return 0;
+}
+
+/* In any case: a mistyped "sasl.Password" is refused by librdkafka with a
+ * message, and its value must stay out of that message as well. */
 int ksafe__is_secret_key(const char *key)
 {
-    return strstr(key, "password") || strstr(key, "secret") ||
+    return contains_nocase(key, "password") ||
+           contains_nocase(key, "secret") ||
            strstr(key, "sasl.oauthbearer.config") ||
            strcmp(key, "ssl.key.pem") == 0 ||
            strcmp(key, "ssl_key") == 0;

@@ -352,6 +352,11 @@ static int extract_json(const ksafe_dedup_key *k, const ksafe_message *msg,
     }
     if (!cur) {
         rc = record_error(err, msg, "JSON value has no field \"%s\"", k->arg);
+    } else if (json_is_string(cur) && json_string_length(cur) == 0) {
+        /* as an empty record key or header: no key, and a store would
+         * refuse it at claim time, far from the record's name */
+        rc = record_error(err, msg, "JSON field \"%s\" is an empty string",
+                          k->arg);
     } else if (json_is_string(cur)) {
         rc = put(msg, json_string_value(cur), json_string_length(cur), buf,
                  size, len, k->arg, err);

@@ -735,6 +735,73 @@ START_TEST(dedup_record_without_key_fails_by_policy)
 END_TEST
 
 
+/* A JSON key field that is an empty string keys nothing: that record fails
+ * by the policy, named, like a record without its key; the store is not to
+ * blame (before, the store refused the 0-byte key at claim time and the
+ * loop retried a healthy store until KSAFE_ESTORE). Found by fuzzing. */
+START_TEST(dedup_empty_json_key_fails_by_policy)
+{
+    static const char *const values[5] = {"{\"id\":\"a\"}", "{\"id\":\"b\"}",
+                                          "{\"id\":\"\"}", "{\"id\":\"d\"}",
+                                          "{\"id\":\"e\"}"};
+    char topic[64], group[64];
+    ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
+    ksafe_dedup_memory_options mo = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
+    ksafe_producer_options po;
+    ksafe_dedup_store *store;
+    ksafe_dedup_key *key;
+    ksafe_producer *p;
+    ksafe_consumer *c;
+    ksafe_error err;
+    int64_t committed[1];
+    applied a;
+    int i;
+
+    ksafe_test_unique_name(topic, sizeof(topic), "loop-emptykey");
+    ksafe_test_unique_name(group, sizeof(group), "loop-emptykey-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, 1, &err), err);
+    ksafe_test_cluster_producer_options(tc, &po);
+    ck_assert_ok(ksafe_producer_new(&p, &po, &err), err);
+    for (i = 0; i < 5; i++) {
+        char evt[16];
+        ksafe_header h = {"event-id", evt, 0};
+        ksafe_record r = KSAFE_RECORD_INIT;
+        snprintf(evt, sizeof(evt), "evt-%d", i);
+        h.value_len = strlen(evt);
+        r.topic = topic;
+        r.value = values[i];
+        r.value_len = strlen(values[i]);
+        r.headers = &h;
+        r.header_count = 1;
+        ck_assert_ok(ksafe_producer_send(p, &r, &err), err);
+    }
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+    mo.capacity = 100;
+    ck_assert_ok(ksafe_dedup_memory_new(&store, &mo, &err), err);
+    ck_assert_ok(ksafe_dedup_key_parse(&key, "json:id", &err), err);
+    c = test_subscribed(tc, topic, group);
+    memset(&a, 0, sizeof(a));
+    a.c = c;
+    lo.handler = apply_event;
+    lo.payload = &a;
+    lo.dedup_store = store;
+    lo.dedup_key = key;
+    lo.commit_every_records = 1;
+    ck_assert_int_eq(ksafe_run(c, &lo, &err), KSAFE_EHANDLER);
+    ck_assert_msg(strstr(err.message, "[0] offset 2") != NULL, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.message, "empty string") != NULL, "%s",
+                  err.message);
+    ck_assert_int_eq(a.total, 2);
+    ksafe_consumer_free(c);
+    test_committed(tc, topic, group, 1, committed);
+    ck_assert_int_eq(committed[0], 2);
+    ksafe_dedup_store_free(store);
+    ksafe_dedup_key_free(key);
+}
+END_TEST
+
 /* A dedup batch is all or nothing: when record 5 fails for good after the
  * handler said 0..4 succeeded, those are rolled back with the transaction,
  * so the skipped record may be marked only once they are done again. */
@@ -1569,6 +1636,13 @@ static Suite *loop_suite(void)
 #ifdef TEST_HAVE_SQLITE
     tcase_add_test(t, dedup_offsets_start_where_the_effects_end);
 #endif
+    suite_add_tcase(s, t);
+
+    /* Found by fuzz-dedup_key (own case: CK_RUN_CASE=dedup-json). */
+    t = tcase_create("dedup-json");
+    tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, dedup_empty_json_key_fails_by_policy);
     suite_add_tcase(s, t);
 
     /* Regression tests of issue 9 (own case: CK_RUN_CASE=safety). */

@@ -656,6 +656,29 @@ START_TEST(secrets_never_reach_error_messages)
 }
 END_TEST
 
+/* A secret's name in another case (a typo librdkafka refuses) hides its
+ * value too. Found by fuzz-config. */
+START_TEST(secrets_in_any_case_never_reach_error_messages)
+{
+    static const char *const names[] = {"sasl.Password", "my.SECRET",
+                                        "x.PassWord"};
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *props[] = {names[i], SECRET, NULL};
+        ksafe_producer_options o = popts();
+        ksafe_producer *p;
+        ksafe_error err;
+
+        o.rdkafka_properties = props;
+        ck_assert_int_eq(ksafe_producer_new(&p, &o, &err), KSAFE_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.message, names[i]));
+        ck_assert_msg(strstr(err.message, SECRET) == NULL, "%s",
+                      err.message);
+    }
+}
+END_TEST
+
 /* Our log path scrubs passwords from every line, whoever wrote it. */
 START_TEST(secrets_never_reach_log_lines)
 {
@@ -718,6 +741,7 @@ static Suite *options_suite(void)
     suite_add_tcase(s, guard);
 
     tcase_add_test(secrets, secrets_never_reach_error_messages);
+    tcase_add_test(secrets, secrets_in_any_case_never_reach_error_messages);
     tcase_add_test(secrets, secrets_never_reach_log_lines);
     suite_add_tcase(s, secrets);
     return s;

@@ -70,8 +70,9 @@ typedef enum ksafe_dedup_key_kind {
     /**
      * A field of a JSON value, by a dot-separated path ("event.id",
      * "items.0.id": a number segment indexes an array). A string field gives
-     * its UTF-8 bytes, an integer its decimal digits; anything else, a value
-     * that is not JSON or lacks the field is an error for that record.
+     * its UTF-8 bytes, an integer its decimal digits; anything else (an
+     * empty string too), a value that is not JSON or lacks the field is an
+     * error for that record.
      */
     KSAFE_DEDUP_KEY_JSON_FIELD,
     /**
@@ -132,8 +133,8 @@ ksafe_dedup_key_kind_of(const ksafe_dedup_key *k);
  * NUL added) and its length into *len. The record key, header and position
  * extractors allocate nothing; the JSON one parses the value (jansson
  * allocates while parsing). A record that cannot be keyed (no key, no such
- * header, value not JSON, field missing or not a string/integer, key longer
- * than `size`) is KSAFE_EINVAL with a message naming topic, partition and
+ * header, value not JSON, field missing, empty or not a string/integer, key
+ * longer than `size`) is KSAFE_EINVAL with a message naming topic, partition and
  * offset: a per-record failure, never a crash.
  */
 KSAFE_EXTERN int ksafe_dedup_key_extract(const ksafe_dedup_key *k,
