@@ -226,9 +226,9 @@ static int settled_add(rpart *rp, int64_t offset, int attempts,
 /* The transform failed for `m` (or an emit did): abort and rewind, then
  * back off for a retry or let the failure policy settle the record. */
 static void failed(relay *R, rpart *rp, const rd_kafka_message_t *m,
-                   ksafe_handler_result r, const char *why)
+                   ksafe_handler_result r, const char *why, int emitted)
 {
-    int retry;
+    int retry, rc;
 
     if (rp->fail_offset == m->offset) {
         rp->attempts++;
@@ -248,6 +248,25 @@ static void failed(relay *R, rpart *rp, const rd_kafka_message_t *m,
                                  rp->topic, (int)rp->partition,
                                  (long long)m->offset, rp->attempts, why);
         return; /* the run's end aborts the transaction */
+    }
+    if (!retry && !emitted) {
+        /* Nothing of its own is in the transaction: the policy settles it
+         * where it stands, and the records before it need no redo (a run
+         * of poison records costs no abort each). */
+        if (settled_add(rp, m->offset, rp->attempts, R->o->on_failure, why)) {
+            R->rc = ksafe__error_set(R->err, KSAFE_ENOMEM, 0, 0,
+                                     "out of memory");
+            return;
+        }
+        rp->fail_offset = -1;
+        if ((rc = settle(R, rp, settled_find(rp, m->offset), m))) {
+            if (rc == 1 && !R->rc) /* recreated: the record comes again */
+                txn_rewind(R);
+            return;
+        }
+        rp->rewind_to = -1;
+        txn_add(R, rp, m);
+        return;
     }
     /* rewind_to is m's offset: the record itself comes again too, even
      * when it is the first of its partition in the transaction. */
@@ -272,6 +291,7 @@ static void relay_record(relay *R, const rd_kafka_message_t *m)
     ksafe_relay_emitter em;
     ksafe_handler_result r;
     ksafe_error he;
+    uint64_t emitted; /* emits so far: did this record emit any? */
     int rc;
 
     if (!rp) {
@@ -299,6 +319,7 @@ static void relay_record(relay *R, const rd_kafka_message_t *m)
     }
     memset(&em, 0, sizeof(em));
     em.R = R;
+    emitted = R->st->emitted;
     memset(&he, 0, sizeof(he));
     r = R->o->transform((const ksafe_message *)m, &em, &he, R->o->payload);
     if (em.failed) {
@@ -308,7 +329,8 @@ static void relay_record(relay *R, const rd_kafka_message_t *m)
             return;
         }
         snprintf(why, sizeof(why), "emit: %s", em.err.message);
-        failed(R, rp, m, KSAFE_HANDLER_RETRY, why);
+        failed(R, rp, m, KSAFE_HANDLER_RETRY, why,
+               R->st->emitted != emitted);
         return;
     }
     if (r == KSAFE_HANDLER_OK) {
@@ -321,7 +343,8 @@ static void relay_record(relay *R, const rd_kafka_message_t *m)
                                               : KSAFE_HANDLER_FAIL,
            he.message[0] ? he.message
            : r == KSAFE_HANDLER_RETRY ? "retries exhausted"
-                                      : "transform failed");
+                                      : "transform failed",
+           R->st->emitted != emitted);
 }
 
 /* ---- rebalances -------------------------------------------------------- */

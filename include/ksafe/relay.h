@@ -63,9 +63,12 @@ KSAFE_EXTERN int ksafe_relay_emit(ksafe_relay_emitter *out,
  * Transforms one input record: emits zero, one or many records with
  * ksafe_relay_emit() and returns KSAFE_HANDLER_OK, or RETRY / FAIL (the
  * message may say why in `err->message`; it is logged and goes into the
- * dead-letter headers). Any result but OK aborts the transaction: the
- * records it emitted for this and every earlier record of the batch are
- * never visible to read_committed readers. `msg` is borrowed for the call.
+ * dead-letter headers). RETRY aborts the transaction, and so does a
+ * failure after the transform emitted records for this input: what the
+ * transaction held is never visible to read_committed readers and the
+ * batch is redone. A record that fails for good having emitted nothing is
+ * settled by the failure policy inside the open transaction, with no
+ * abort. `msg` is borrowed for the call.
  * Runs on the thread that called ksafe_relay_run(), possibly more than
  * once per record (after an abort): keep it free of effects outside
  * Kafka, or make those idempotent.
@@ -103,9 +106,11 @@ typedef struct ksafe_relay_stats {
     uint64_t retries;       /**< transform calls that asked for a retry or
                                  whose emit failed */
     uint64_t failed;        /**< records that exhausted retries or failed */
-    uint64_t skipped;       /**< failed records skipped (SKIP policy) */
-    uint64_t dead_lettered; /**< failed records written to the dead-letter
-                                 topic (in the transaction) */
+    uint64_t skipped;       /**< skips of failed records (SKIP policy);
+                                 a redone transaction skips again */
+    uint64_t dead_lettered; /**< dead letters written (in the transaction);
+                                 a redone transaction writes again, and
+                                 only the committed write is visible */
     uint64_t recreated;     /**< producer instances replaced (RECREATE) */
     uint64_t reserved[4];   /**< for future counters; zero */
 } ksafe_relay_stats;
