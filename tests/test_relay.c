@@ -351,6 +351,37 @@ START_TEST(stale_generation_at_commit_aborts_rewinds_and_redoes)
 }
 END_TEST
 
+/* The stop's commit of the last batch fails: the relay says so, it does
+ * not return 0 as if the batch had committed. */
+START_TEST(stop_reports_a_last_batch_that_did_not_commit)
+{
+    relay_case rc;
+    static xform x;
+    ksafe_mock_cluster *mc = ksafe_test_cluster_mock(tc);
+    static const rd_kafka_resp_err_t refusals[] = {
+        RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION};
+    ksafe_relay_options o;
+    ksafe_relay_stats st;
+    ksafe_error err;
+
+    relay_case_new(&rc, "relay-stop-fail", 1, 10);
+    xform_init(&x, rc.c, rc.out);
+    x.stop_at = 5;
+    relay_options(&o, &x, &st);
+    o.batch_records = 1000;
+    o.batch_max_ms = test_session_ms(tc) / 2;
+    ck_assert_ok(ksafe_mock_cluster_push_request_errors(
+                     mc, 28 /* TxnOffsetCommit */, 1, refusals, &err),
+                 err);
+    ck_assert_int_eq(ksafe_relay_run(rc.c, rc.p, &o, &err),
+                     KSAFE_ETXNABORTED);
+    ck_assert_ptr_nonnull(strstr(err.message, "did not commit at stop"));
+    ck_assert_uint_eq(st.transactions, 0);
+    ck_assert_uint_eq(st.aborts, 1);
+    relay_case_free(&rc);
+}
+END_TEST
+
 /* ---- fatal errors ------------------------------------------------------ */
 
 START_TEST(fenced_producer_stops_the_relay)
@@ -513,6 +544,7 @@ static Suite *relay_suite(void)
     tcase_set_timeout(t, 120);
     tcase_set_tags(t, TEST_EMBEDDED_ONLY);
     tcase_add_test(t, stale_generation_at_commit_aborts_rewinds_and_redoes);
+    tcase_add_test(t, stop_reports_a_last_batch_that_did_not_commit);
     suite_add_tcase(s, t);
     return s;
 }
