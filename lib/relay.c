@@ -144,6 +144,11 @@ int ksafe_relay_emit(ksafe_relay_emitter *out, const ksafe_record *record,
         if (!out->failed) {
             out->failed = 1;
             out->err = e;
+            /* librdkafka refuses sends once the transaction has failed
+             * (an earlier output could not be delivered): the
+             * transaction's trouble, not this record's. */
+            out->txn_failed = e.code == KSAFE_ESTATE &&
+                              e.rdkafka_code == RD_KAFKA_RESP_ERR__STATE;
         }
         if (err)
             *err = e;
@@ -177,6 +182,13 @@ static int settle(relay *R, rpart *rp, const rsettled *s,
     if (ksafe_producer_send(R->p, &d.r, &e)) {
         if (e.code == KSAFE_EFATAL)
             return relay_fatal(R, &e) ? R->rc : 1;
+        if (e.code == KSAFE_ESTATE &&
+            e.rdkafka_code == RD_KAFKA_RESP_ERR__STATE) {
+            /* The transaction failed (an earlier output): redo it. */
+            if (!txn_abort(R, e.message, 0))
+                txn_trouble(R, &e);
+            return R->rc ? R->rc : 1;
+        }
         return R->rc = ksafe__error_set(
                    R->err, KSAFE_EHANDLER, e.rdkafka_code, e.flags,
                    "%s [%d] offset %lld failed (%s) and could not be "
@@ -328,6 +340,11 @@ static void relay_record(relay *R, const rd_kafka_message_t *m)
             relay_fatal(R, &em.err); /* recreated: rewound, m included */
             return;
         }
+        if (em.txn_failed) { /* rewound with m included; m not charged */
+            if (!txn_abort(R, em.err.message, 0))
+                txn_trouble(R, &em.err);
+            return;
+        }
         snprintf(why, sizeof(why), "emit: %s", em.err.message);
         failed(R, rp, m, KSAFE_HANDLER_RETRY, why,
                R->st->emitted != emitted);
@@ -417,25 +434,24 @@ static void resume_due(relay *R)
 static void step(relay *R)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(R->crk, poll_timeout(R));
+    rpart *rp;
 
+    /* A record polled after a rebalance abort, of a partition that is to
+     * be rewound: it comes again. Decided before anything below rewinds
+     * and forgets where to. */
+    if (m && !m->err &&
+        (rp = rpart_find(R, rd_kafka_topic_name(m->rkt), m->partition)) &&
+        rp->rewind_to >= 0 && m->offset >= rp->rewind_to) {
+        rd_kafka_message_destroy(m);
+        m = NULL;
+    }
     if (R->fatal_pending && relay_fatal(R, &R->fatal_err)) {
         rd_kafka_message_destroy(m);
         return;
     }
-    if (R->rewind_pending) {
-        /* A record polled after a rebalance abort, of a partition that
-         * is rewound: it comes again. */
-        rpart *rp = m && !m->err ? rpart_find(R, rd_kafka_topic_name(m->rkt),
-                                              m->partition)
-                                 : NULL;
-        if (rp && rp->rewind_to >= 0 && m->offset >= rp->rewind_to) {
-            rd_kafka_message_destroy(m);
-            m = NULL;
-        }
-        if (txn_rewind_pending(R)) {
-            rd_kafka_message_destroy(m);
-            return;
-        }
+    if (R->rewind_pending && txn_rewind_pending(R)) {
+        rd_kafka_message_destroy(m);
+        return;
     }
     if (m && m->err) {
         int rc = ksafe__poll_error(R->c, m, R->group, R->err);
@@ -511,9 +527,27 @@ int ksafe_relay_run(ksafe_consumer *c, ksafe_producer *p,
     while (!R.rc && !ksafe_consumer_stop_requested(c))
         step(&R);
 
-    if (!R.rc && R.open) /* graceful stop: the last batch commits */
+    if (!R.rc && R.open) { /* graceful stop: the last batch commits */
+        uint64_t before = R.st->transactions;
+        size_t n = R.count;
         txn_commit(&R);
-    if (R.open) {
+        if (!R.rc && R.st->transactions == before)
+            /* Nothing is lost (its offsets are not committed either: the
+             * next owner redoes it), but the stop did not do its job. */
+            R.rc = ksafe__error_set(err, KSAFE_ETXNABORTED, 0, 0,
+                                    "relay: the last transaction (%zu "
+                                    "record(s)) did not commit at stop; "
+                                    "its input is read again from the "
+                                    "last commit",
+                                    n);
+    }
+    if (R.open && R.commit_unknown) {
+        /* Committing at the coordinator, maybe: an abort would fail, and
+         * saying it was aborted would be false. */
+        ksafe__log(&c->cl, KSAFE_LOG_ERR, "RELAY",
+                   "stopping with a transaction whose commit outcome is "
+                   "unknown; ksafe_producer_close() settles it");
+    } else if (R.open) {
         ksafe_error e;
         ksafe__relay_settle_registrations(&R);
         if (ksafe_txn_abort(p, -1, &e))
@@ -524,7 +558,12 @@ int ksafe_relay_run(ksafe_consumer *c, ksafe_producer *p,
         R.st->aborts++;
         R.open = 0;
     } else if (R.abort_pending) {
-        ksafe_txn_abort(p, -1, NULL);
+        ksafe_error e;
+        if (ksafe_txn_abort(p, -1, &e))
+            ksafe__log(&c->cl, KSAFE_LOG_WARNING, "RELAY",
+                       "abort at stop failed (%s); the coordinator aborts "
+                       "the transaction after transaction_timeout_ms",
+                       e.message);
     }
     rc = R.rc;
     c->loop_on_revoke = NULL; /* closing revokes everything: not ours */

@@ -65,6 +65,7 @@ typedef struct relay {
     size_t count;          /* input records in the open transaction */
     int rewind_pending;    /* some rpart has rewind_to set */
     int abort_pending;     /* an abort timed out: end it before the next */
+    int commit_unknown;    /* a commit timed out for good: outcome unknown */
     /* an abort inside a rebalance callback met a fatal error: handled once
      * poll returns */
     int fatal_pending;
@@ -81,6 +82,7 @@ typedef struct relay {
 struct ksafe_relay_emitter {
     relay *R;
     int failed;      /* an emit failed: the record fails */
+    int txn_failed;  /* ... because the transaction had failed already */
     ksafe_error err; /* ... with this */
 };
 

@@ -96,8 +96,8 @@ int txn_begin(relay *R)
         /* An abort timed out inside a rebalance: the producer still has
          * that transaction; it must end before the next one begins. */
         if (ksafe_txn_abort(R->p, -1, &e)) {
-            if (e.code == KSAFE_EFATAL)
-                return relay_fatal(R, &e);
+            if (e.code == KSAFE_EFATAL) /* recreated: none open yet */
+                return relay_fatal(R, &e) ? R->rc : 1;
             txn_trouble(R, &e);
             return R->rc ? R->rc : 1;
         }
@@ -136,6 +136,20 @@ static void forget_records(relay *R)
     R->count = 0;
 }
 
+/* 1 when librdkafka still counts the partition as assigned. */
+static int assigned(relay *R, const rpart *rp)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int found;
+
+    if (rd_kafka_assignment(R->crk, &l) || !l)
+        return 1; /* cannot tell: assume the worst */
+    found = rd_kafka_topic_partition_list_find(l, rp->topic, rp->partition) !=
+            NULL;
+    rd_kafka_topic_partition_list_destroy(l);
+    return found;
+}
+
 int txn_rewind(relay *R)
 {
     size_t i;
@@ -152,7 +166,9 @@ int txn_rewind(relay *R)
         if (to < 0 || rc)
             continue;
         if (ksafe_consumer_seek(R->c, rp->topic, rp->partition, to, &e) &&
-            e.code != KSAFE_ESTATE /* no longer ours: the owner redoes it */)
+            (e.code != KSAFE_ESTATE || assigned(R, rp)))
+            /* ESTATE for a partition no longer ours is fine: its owner
+             * redoes it. For one still assigned: */
             /* Going on would consume past records whose output was just
              * aborted and commit their offsets: lost. */
             rc = R->rc = ksafe__error_set(
@@ -184,7 +200,12 @@ void ksafe__relay_settle_registrations(relay *R)
     /* librdkafka's flush serves the reports; ksafe_producer_flush would
      * also reset the count of failures the application's next flush or
      * close reports. */
-    rd_kafka_flush(R->p->cl.rk, R->p->transaction_timeout_ms);
+    if (rd_kafka_flush(R->p->cl.rk, R->p->transaction_timeout_ms))
+        ksafe__log(&R->c->cl, KSAFE_LOG_WARNING, "RELAY",
+                   "%d record(s) still undelivered after %d ms before an "
+                   "abort or commit",
+                   rd_kafka_outq_len(R->p->cl.rk),
+                   R->p->transaction_timeout_ms);
 }
 
 int txn_abort(relay *R, const char *why, int defer)
@@ -286,7 +307,7 @@ int txn_commit(relay *R)
     rd_kafka_consumer_group_metadata_t *gm;
     ksafe_error e;
     size_t i;
-    int rc;
+    int rc, committing = 0;
 
     if (!R->open)
         return 0;
@@ -316,9 +337,15 @@ int txn_commit(relay *R)
                                         "relay: the consumer has no group "
                                         "metadata (no group.id?)");
     }
+    /* Every record delivered (or failed) first: an abortable failure
+     * found by the offsets or the commit is then aborted with no
+     * partition registration in flight (see settle_registrations). */
+    ksafe__relay_settle_registrations(R);
     rc = l->cnt ? ksafe_txn_send_offsets(R->p, l, gm, -1, &e) : 0;
-    if (!rc)
+    if (!rc) {
+        committing = 1;
         rc = commit_until_known(R, &e);
+    }
     rd_kafka_consumer_group_metadata_destroy(gm);
     rd_kafka_topic_partition_list_destroy(l);
     if (!rc) {
@@ -344,19 +371,37 @@ int txn_commit(relay *R)
         R->txn_failures = 0;
         return 0;
     }
-    if (R->rc) /* commit outcome unknown */
+    if (R->rc) { /* commit outcome unknown */
+        R->commit_unknown = 1;
         return R->rc;
+    }
     R->open = 0;
     switch (e.code) {
     case KSAFE_EFATAL:
+        if (committing && R->o->on_fatal == KSAFE_RELAY_FATAL_RECREATE)
+            /* The commit may have reached the coordinator before the
+             * instance died: a rewind and redo could show the batch
+             * twice. */
+            return R->rc = ksafe__error_set(
+                       R->err, KSAFE_EFATAL, e.rdkafka_code,
+                       KSAFE_ERROR_FATAL,
+                       "relay: %s, during the commit of a transaction of "
+                       "%zu record(s), whose outcome is unknown: not "
+                       "recreating the producer (a redo could duplicate "
+                       "its output)",
+                       e.message, R->count);
         return relay_fatal(R, &e);
     case KSAFE_ETXNABORTED: /* aborted for us */
     case KSAFE_ETIMEDOUT:   /* send_offsets: still open, safe to abort */
         R->st->aborts++;
         if (e.code == KSAFE_ETIMEDOUT) {
+            ksafe_error ae;
             ksafe__relay_settle_registrations(R);
-            if (ksafe_txn_abort(R->p, -1, NULL))
+            if (ksafe_txn_abort(R->p, -1, &ae)) {
+                if (ae.code == KSAFE_EFATAL)
+                    return relay_fatal(R, &ae);
                 R->abort_pending = 1;
+            }
         }
         ksafe__log(&R->c->cl, KSAFE_LOG_NOTICE, "RELAY",
                    "the transaction of %zu record(s) was aborted: %s",
@@ -400,6 +445,7 @@ int relay_fatal(relay *R, const ksafe_error *e)
 
     R->open = 0;
     R->fatal_pending = 0;
+    R->abort_pending = 0; /* the transaction went with the instance */
     if (R->o->on_fatal != KSAFE_RELAY_FATAL_RECREATE) {
         if (is_fenced(e->rdkafka_code))
             return R->rc = ksafe__error_set(

@@ -51,9 +51,16 @@ typedef struct ksafe_relay_emitter ksafe_relay_emitter;
  * one. Call it only from inside the transform, with the emitter it was
  * given. Errors: KSAFE_EINVAL (NULL, or a record ksafe_producer_send()
  * refuses), KSAFE_EFATAL, KSAFE_EKAFKA (e.g. a record larger than the
- * broker takes). A failed emit fails the record whatever the transform
- * then returns: the transaction is aborted and the record is retried,
- * then handed to the failure policy.
+ * client's message.max.bytes), KSAFE_ESTATE (the transaction failed
+ * already, an earlier output could not be delivered: the relay aborts and
+ * redoes it, and the record is not charged). Any other failed emit fails
+ * the record whatever the transform then returns: it is retried, then
+ * handed to the failure policy. An output the broker refuses (too large
+ * for the topic, not authorized) shows only when the transaction commits:
+ * the commit fails, and the relay redoes the batch until
+ * txn_retry_max_ms, then stops; the failure policy cannot take it.
+ * With KSAFE_RELAY_FATAL_RECREATE, the records of a transaction lost to a
+ * fatal error get no delivery report (their opaque is not handed back).
  */
 KSAFE_EXTERN int ksafe_relay_emit(ksafe_relay_emitter *out,
                                   const ksafe_record *record,
@@ -88,7 +95,9 @@ typedef enum ksafe_relay_on_fatal {
      * dropped), rewind, and go on. For a producer fenced by the
      * coordinator after a transaction outlived transaction_timeout_ms;
      * when a live twin with the same id is the cause, the two keep
-     * fencing each other: give each process its own id. */
+     * fencing each other: give each process its own id. A fatal error
+     * during a commit still stops the relay (KSAFE_EFATAL): the commit
+     * may have gone through, and a redo would duplicate its output. */
     KSAFE_RELAY_FATAL_RECREATE
 } ksafe_relay_on_fatal;
 
@@ -103,8 +112,8 @@ typedef struct ksafe_relay_stats {
     uint64_t aborts;        /**< transactions aborted, for any reason */
     uint64_t rebalance_aborts; /**< ... of which because partitions in the
                                     transaction were revoked or lost */
-    uint64_t retries;       /**< transform calls that asked for a retry or
-                                 whose emit failed */
+    uint64_t retries;       /**< failed transform calls (RETRY, or an emit
+                                 failed) that will be tried again */
     uint64_t failed;        /**< records that exhausted retries or failed */
     uint64_t skipped;       /**< skips of failed records (SKIP policy);
                                  a redone transaction skips again */
@@ -198,16 +207,24 @@ KSAFE_EXTERN int ksafe_relay_options_init(ksafe_relay_options *opts,
  * handle or a consumer another loop drives; the errors of
  * ksafe_txn_init().
  *
- * Aborts flush the producer first (its reports are served): librdkafka
- * can assert when an abort overtakes a partition registration.
+ * Aborts and commits flush the producer first (its reports are served):
+ * librdkafka can assert when an abort overtakes a partition
+ * registration. An abort that times out inside a rebalance is tried
+ * again later; the partitions are released meanwhile with the
+ * transaction still open, which their next owner waits out.
  *
- * Other returns, each after aborting the open transaction and closing the
+ * Other returns, each after ending the open transaction and closing the
  * consumer: KSAFE_EHANDLER (a record failed under KSAFE_FAILURE_STOP, or
  * could not be dead-lettered; topic, partition and offset named),
  * KSAFE_EFATAL (fatal producer error under KSAFE_RELAY_FATAL_STOP, or a
  * fatal consumer error), KSAFE_ETXNABORTED (commits kept failing for
- * txn_retry_max_ms), KSAFE_EKAFKA (the broker refused the member for
- * good, as in ksafe_run()).
+ * txn_retry_max_ms, or the last transaction did not commit at stop: its
+ * input is read again from the last commit), KSAFE_ETIMEDOUT (a commit
+ * kept timing out for txn_retry_max_ms: its outcome is unknown, and the
+ * transaction is left to ksafe_producer_close()), KSAFE_EKAFKA (the
+ * broker refused the member for good, as in ksafe_run()), KSAFE_ENOMEM,
+ * and the errors of ksafe_consumer_seek() when a rewind fails (stopped so
+ * that nothing past the aborted records is committed).
  */
 KSAFE_EXTERN int ksafe_relay_run(ksafe_consumer *c, ksafe_producer *p,
                                  const ksafe_relay_options *opts,
