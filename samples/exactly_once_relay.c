@@ -38,9 +38,10 @@
  * stay in order on one partition). It may run more than once for an order
  * (after an abort, only the last run's output counts): it must depend on
  * the record alone and have no effects outside Kafka, or make those
- * idempotent (docs/dedup.md). FAIL: the line can never be an invoice; the
- * relay aborts, redoes the batch and dead-letters the order in the same
- * transaction as its offset.
+ * idempotent (docs/dedup.md). FAIL: the line can never be an invoice;
+ * having emitted nothing for it, the relay dead-letters the order in the
+ * open transaction, with its offset (a FAIL after an emit would abort and
+ * redo the batch first, so that the emit goes).
  */
 static ksafe_handler_result to_invoice(const ksafe_message *m,
                                        ksafe_relay_emitter *out,
