@@ -395,7 +395,12 @@ START_TEST(fenced_producer_stops_the_relay)
     relay_case_new(&rc, "relay-fatal", 1, 20);
     xform_init(&x, rc.c, rc.out);
     x.fatal_p = rc.p;
-    x.fatal_index = 12;
+    /* The first record of a batch: the error strikes before the batch's
+     * partition registration is sent. With one in flight, librdkafka
+     * (2.0.2 and 2.15.1) can abort the process when the instance is
+     * destroyed (rdkafka_txnmgr.c, AddPartitionsToTxn, txn_req_cnt > 0):
+     * not what this test is about (docs/exactly-once.md). */
+    x.fatal_index = 10;
     relay_options(&o, &x, &st);
     o.batch_records = 5;
     ck_assert_int_eq(ksafe_relay_run(rc.c, rc.p, &o, &err), KSAFE_EFATAL);
@@ -421,7 +426,12 @@ START_TEST(fatal_error_recreates_the_producer_when_asked)
     xform_init(&x, rc.c, rc.out);
     x.stop_at = 20;
     x.fatal_p = rc.p;
-    x.fatal_index = 12;
+    /* The first record of a batch: the error strikes before the batch's
+     * partition registration is sent. With one in flight, librdkafka
+     * (2.0.2 and 2.15.1) can abort the process when the instance is
+     * destroyed (rdkafka_txnmgr.c, AddPartitionsToTxn, txn_req_cnt > 0):
+     * not what this test is about (docs/exactly-once.md). */
+    x.fatal_index = 10;
     relay_options(&o, &x, &st);
     o.batch_records = 5;
     o.on_fatal = KSAFE_RELAY_FATAL_RECREATE;
