@@ -456,60 +456,6 @@ static void release_paused(loop *L)
     }
 }
 
-/*
- * Errors the group coordinator gives for the member's configuration or
- * rights. librdkafka reports each as a consumer error from poll and joins
- * again; the broker answers the same every time, so the loop would retry
- * forever. What the user has to change comes with it.
- */
-static const struct {
-    rd_kafka_resp_err_t code;
-    const char *fix;
-} refused[] = {
-    {RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT,
-     "set session_timeout_ms within the broker's group.min/max.session."
-     "timeout.ms (Kafka's default minimum is 6000)"},
-    {RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
-     "grant this principal READ on the group (ACL) or change group_id"},
-    {RD_KAFKA_RESP_ERR_INVALID_GROUP_ID, "group_id is not a valid group id"},
-    {RD_KAFKA_RESP_ERR_INCONSISTENT_GROUP_PROTOCOL,
-     "assignment_strategy must match the group's other members"},
-    {RD_KAFKA_RESP_ERR_GROUP_MAX_SIZE_REACHED,
-     "the group has the broker's group.max.size members already"},
-    {RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-     "grant this principal READ on the subscribed topics (ACL)"},
-};
-
-static void poll_error(loop *L, rd_kafka_message_t *m)
-{
-    size_t i;
-
-    if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-        char reason[256];
-        rd_kafka_resp_err_t code =
-            rd_kafka_fatal_error(L->rk, reason, sizeof(reason));
-        L->rc = ksafe__error_set(L->err, KSAFE_EFATAL, code,
-                                 KSAFE_ERROR_FATAL, "fatal consumer error: %s",
-                                 reason);
-        rd_kafka_message_destroy(m);
-        return;
-    }
-    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-        if (m->err == refused[i].code) {
-            L->rc = ksafe__error_set(L->err, KSAFE_EKAFKA, m->err, 0,
-                                     "group %s: the broker refuses this "
-                                     "member (%s): %s",
-                                     L->group, rd_kafka_message_errstr(m),
-                                     refused[i].fix);
-            rd_kafka_message_destroy(m);
-            return;
-        }
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "CONSUME",
-                   "consumer error: %s", rd_kafka_message_errstr(m));
-    rd_kafka_message_destroy(m);
-}
-
 static void collect(loop *L)
 {
     /* No clock read on the fast path: only a backoff needs the time. */
@@ -542,7 +488,9 @@ static void collect(loop *L)
             continue;
         }
         if (m->err) {
-            poll_error(L, m);
+            int rc = ksafe__poll_error(L->c, m, L->group, L->err);
+            if (rc)
+                L->rc = rc;
             continue;
         }
         route(L, m);
@@ -598,9 +546,11 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
     policy.every_ms = (unsigned int)opts->commit_interval_ms;
     if ((rc = ksafe_consumer_set_commit_policy(c, &policy, err)))
         return rc;
-    L.rng = (uint64_t)ksafe__now_ms() * 2654435761u ^ (uint64_t)getpid();
-    if (!L.rng)
-        L.rng = 1;
+    L.backoff.initial_ms = opts->backoff_initial_ms;
+    L.backoff.multiplier = opts->backoff_multiplier;
+    L.backoff.max_ms = opts->backoff_max_ms;
+    L.backoff.jitter = opts->backoff_jitter;
+    ksafe__backoff_seed(&L.backoff);
     L.batch = malloc(L.bmax * sizeof(*L.batch));
     group_size = sizeof(L.group);
     if (rd_kafka_conf_get(rd_kafka_conf(L.rk), "group.id", L.group,

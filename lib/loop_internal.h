@@ -10,7 +10,7 @@
 #ifndef KSAFE_LOOP_INTERNAL_H
 #define KSAFE_LOOP_INTERNAL_H
 
-#include "consumer_internal.h"
+#include "retry_policy.h"
 
 typedef struct lpart {
     char *topic;
@@ -48,7 +48,7 @@ typedef struct loop {
     int commit_failures; /* at-most-once commits refused in a row */
     rd_kafka_message_t **batch;
     size_t blen, bmax;
-    uint64_t rng;
+    ksafe__backoff backoff; /* the options' schedule */
     int rc;            /* first fatal outcome; ends the loop */
     ksafe_error *err;
     /* dedup: per batch slot, the record's key and whether it is a

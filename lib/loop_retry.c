@@ -2,59 +2,20 @@
  * lib/loop_retry.c - a failed record: retry with backoff while its
  * partition is paused, then the failure policy (stop, skip, dead letter).
  */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "loop_internal.h"
 
-static int64_t backoff_ms(loop *L, int attempts)
-{
-    const ksafe_loop_options *o = L->o;
-    double d = o->backoff_initial_ms * pow(o->backoff_multiplier, attempts - 1);
-    double u;
-
-    if (d > o->backoff_max_ms)
-        d = o->backoff_max_ms;
-    /* xorshift64: jitter only, not security */
-    L->rng ^= L->rng << 13;
-    L->rng ^= L->rng >> 7;
-    L->rng ^= L->rng << 17;
-    u = (double)(L->rng >> 11) / (double)(1ull << 53) * 2.0 - 1.0;
-    d *= 1.0 + o->backoff_jitter * u;
-    return d < 0 ? 0 : (int64_t)d;
-}
-
 static int dead_letter(loop *L, const rd_kafka_message_t *m, int attempts,
                        const char *why)
 {
-    char part[16], off[24], att[16];
-    static const char *const names[5] = {
-        "ksafe.origin.topic", "ksafe.origin.partition", "ksafe.origin.offset",
-        "ksafe.error", "ksafe.attempts"};
     const char *topic = rd_kafka_topic_name(m->rkt);
-    const char *values[5] = {topic, part, off, why, att};
-    ksafe_header h[5];
-    ksafe_record r = KSAFE_RECORD_INIT;
+    ksafe__dead_letter d;
     ksafe_error e;
-    size_t i;
 
-    snprintf(part, sizeof(part), "%d", (int)m->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-    snprintf(att, sizeof(att), "%d", attempts);
-    for (i = 0; i < 5; i++) {
-        h[i].name = names[i];
-        h[i].value = values[i];
-        h[i].value_len = strlen(values[i]);
-    }
-    r.topic = L->o->dead_letter_topic;
-    r.key = m->key;
-    r.key_len = m->key_len;
-    r.value = m->payload;
-    r.value_len = m->len;
-    r.headers = h;
-    r.header_count = 5;
-    if (ksafe_producer_send_sync(L->o->dead_letter_producer, &r, -1, NULL,
+    ksafe__dead_letter_init(&d, m, L->o->dead_letter_topic, attempts, why);
+    if (ksafe_producer_send_sync(L->o->dead_letter_producer, &d.r, -1, NULL,
                                  &e)) {
         L->rc = ksafe__error_set(
             L->err, KSAFE_EHANDLER, e.rdkafka_code, e.flags,
@@ -82,7 +43,7 @@ int settle_failure(loop *L, lpart *p, rd_kafka_message_t *m,
     p->attempts++;
     if (r == KSAFE_HANDLER_RETRY && p->attempts < o->max_attempts) {
         L->st->retries++;
-        p->retry_at = ksafe__now_ms() + backoff_ms(L, p->attempts);
+        p->retry_at = ksafe__now_ms() + ksafe__backoff_ms(&L->backoff, p->attempts);
         set_paused(L, p, 1);
         return 0;
     }
@@ -166,7 +127,7 @@ void store_trouble(loop *L, const ksafe_error *he)
             L->store_failures, L->o->store_retry_max_ms, he->message);
         return;
     }
-    delay = backoff_ms(L, L->store_failures);
+    delay = ksafe__backoff_ms(&L->backoff, L->store_failures);
     ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "DEDUP",
                "the %s dedup store failed (%s): %zu record(s) wait %lld ms "
                "and are tried again",
@@ -179,7 +140,7 @@ void commit_trouble(loop *L, const ksafe_error *e)
     int64_t delay;
 
     L->commit_failures++;
-    delay = backoff_ms(L, L->commit_failures);
+    delay = ksafe__backoff_ms(&L->backoff, L->commit_failures);
     ksafe__log(&L->c->cl, KSAFE_LOG_WARNING, "COMMIT",
                "at-most-once: the position of %zu record(s) was not "
                "committed (%s); they wait %lld ms, unhandled",

@@ -201,18 +201,23 @@ START_TEST(every_sample_runs_with_bootstrap)
         const char *name, *topic;
         int partitions, term_after_s;
         const char *expect;
+        const char *more_topics[3]; /* with the same partition count */
     } samples[] = {
-        {"safe_producer", "orders", 3, 0, "sync: written to orders"},
-        {"at_least_once", "orders", 3, 8, "handled"},
-        {"roundtrip", "ksafe-roundtrip", 4, 0, "processed"},
-        {"rebalance_hooks", "rebalance-hooks", 6, 0, "-- done"},
+        {"safe_producer", "orders", 3, 0, "sync: written to orders", {0}},
+        {"at_least_once", "orders", 3, 8, "handled", {0}},
+        {"roundtrip", "ksafe-roundtrip", 4, 0, "processed", {0}},
+        {"rebalance_hooks", "rebalance-hooks", 6, 0, "-- done", {0}},
         {"transactional_producer", "payment-batches", 3, 0,
-         "batch 2 committed"},
+         "batch 2 committed", {0}},
+        /* A service: relays what the samples before it left in orders
+         * (safe_producer's are no order lines: dead-lettered). */
+        {"exactly_once_relay", "orders", 3, 10, "relayed ",
+         {"invoices", "orders-dead-letter", NULL}},
 #ifdef TEST_HAVE_SQLITE
-        {"idempotent_consumer", "payments", 2, 8, ""},
+        {"idempotent_consumer", "payments", 2, 8, "", {0}},
 #endif
     };
-    size_t i;
+    size_t i, j;
 
     for (i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
         char out[600];
@@ -222,6 +227,11 @@ START_TEST(every_sample_runs_with_bootstrap)
         ck_assert_ok(ksafe_test_cluster_create_topic(
                          tc, samples[i].topic, samples[i].partitions, &err),
                      err);
+        for (j = 0; j < 3 && samples[i].more_topics[j]; j++)
+            ck_assert_ok(ksafe_test_cluster_create_topic(
+                             tc, samples[i].more_topics[j],
+                             samples[i].partitions, &err),
+                         err);
         rc = run_sample(samples[i].name, NULL, samples[i].term_after_s, out,
                         sizeof(out));
         printf("sample %s --bootstrap: exit %d\n", samples[i].name, rc);

@@ -18,6 +18,7 @@
  * - ksafe/producer.h and ksafe/txn.h: sending, reports, transactions;
  * - ksafe/consumer.h: marking, commits, rebalances;
  * - ksafe/loop.h: the at-least-once loop ksafe_run();
+ * - ksafe/relay.h: exactly-once consume-transform-produce, ksafe_relay_run();
  * - ksafe/dedup.h: dedup keys and stores;
  * - ksafe/config.h: options from JSON;
  * - ksafe/mock.h: the embedded cluster and the test kit.
@@ -36,5 +37,6 @@
 #include "loop.h"
 #include "mock.h"
 #include "dedup.h"
+#include "relay.h"
 
 #endif
