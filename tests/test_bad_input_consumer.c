@@ -264,6 +264,72 @@ START_TEST(loop_dead_letter_topic_of_300_characters)
 }
 END_TEST
 
+static ksafe_handler_result ok_transform(const ksafe_message *msg,
+                                         ksafe_relay_emitter *em,
+                                         ksafe_error *err, void *payload)
+{
+    (void)msg;
+    (void)em;
+    (void)err;
+    (void)payload;
+    return KSAFE_HANDLER_OK;
+}
+
+/* A transactional producer whose transaction fits the offline consumer's
+ * session, so the relay's timing check passes. */
+static ksafe_producer *relay_producer(void)
+{
+    ksafe_producer_options o = KSAFE_PRODUCER_OPTIONS_INIT;
+    ksafe_producer *p = NULL;
+    ksafe_error err;
+
+    o.bootstrap_servers = "127.0.0.1:1";
+    o.transactional_id = "bad-input-relay";
+    o.transaction_timeout_ms = 30000;
+    o.delivery_timeout_ms = 30000;
+    o.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    return p;
+}
+
+START_TEST(relay_null_handles_and_bad_options)
+{
+    ksafe_consumer *c = offline_consumer();
+    ksafe_producer *p = relay_producer();
+    ksafe_relay_options o = KSAFE_RELAY_OPTIONS_INIT;
+
+    o.transform = ok_transform;
+    BAD(KSAFE_EINVAL, "consumer", ksafe_relay_run(NULL, p, &o, E));
+    BAD(KSAFE_EINVAL, "producer", ksafe_relay_run(c, NULL, &o, E));
+    BAD(KSAFE_EINVAL, "options", ksafe_relay_run(c, p, NULL, E));
+    o.on_failure = KSAFE_FAILURE_DEAD_LETTER;
+    BAD(KSAFE_EINVAL, "dead_letter_topic", ksafe_relay_run(c, p, &o, E));
+    ksafe_producer_free(p);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
+/* Refused at the start, not when the first record fails and its dead
+ * letter cannot be written. */
+START_TEST(relay_dead_letter_topic_of_300_characters)
+{
+    ksafe_consumer *c = offline_consumer();
+    ksafe_producer *p = relay_producer();
+    ksafe_relay_options o = KSAFE_RELAY_OPTIONS_INIT;
+
+    make_long_topic();
+    o.transform = ok_transform;
+    o.on_failure = KSAFE_FAILURE_DEAD_LETTER;
+    o.dead_letter_topic = long_topic;
+    /* Should the options pass, the relay waits for the absent broker to
+     * initialise transactions: the case's 10 s timeout fails it. */
+    BAD(KSAFE_EINVAL, "249", ksafe_relay_run(c, p, &o, E));
+    o.dead_letter_topic = "orders/dead";
+    BAD(KSAFE_EINVAL, "dead_letter_topic", ksafe_relay_run(c, p, &o, E));
+    ksafe_producer_free(p);
+    ksafe_consumer_free(c);
+}
+END_TEST
 
 void bad_input_consumer_cases(Suite *s)
 {
@@ -283,5 +349,10 @@ void bad_input_consumer_cases(Suite *s)
     t = tcase_create("loop");
     tcase_add_test(t, loop_bad_options);
     tcase_add_test(t, loop_dead_letter_topic_of_300_characters);
+    suite_add_tcase(s, t);
+    t = tcase_create("relay");
+    tcase_set_timeout(t, 10);
+    tcase_add_test(t, relay_null_handles_and_bad_options);
+    tcase_add_test(t, relay_dead_letter_topic_of_300_characters);
     suite_add_tcase(s, t);
 }
