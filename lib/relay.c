@@ -71,6 +71,11 @@ static int validate(const ksafe_relay_options *o, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "relay options: on_failure DEAD_LETTER needs "
                                 "dead_letter_topic");
+    /* Refused now, not when the first dead letter cannot be written. */
+    if (o->on_failure == KSAFE_FAILURE_DEAD_LETTER &&
+        ksafe__topic_check(o->dead_letter_topic, "relay options: "
+                                                 "dead_letter_topic", err))
+        return KSAFE_EINVAL;
     if ((unsigned)o->on_fatal > KSAFE_RELAY_FATAL_RECREATE)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "relay options: on_fatal %d is not a "
