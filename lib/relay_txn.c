@@ -188,12 +188,16 @@ int txn_rewind_pending(relay *R)
 }
 
 /*
- * Waits until the transaction's records are delivered or failed before
- * it is aborted: librdkafka (2.0.2 to 2.15 at least) asserts when the
- * answer to an AddPartitionsToTxn request that was in flight arrives
- * after the abort completed (rdkafka_txnmgr.c, txn_req_cnt > 0), and a
- * record cannot be sent before its partition is registered, so once every
- * record is settled no registration is in flight.
+ * Waits until the transaction's records are delivered or failed before it
+ * is aborted or its offsets are sent: their reports come first, and no
+ * partition registration is left in flight (a record cannot be sent before
+ * its partition is registered). librdkafka (2.0.2 to 2.15.1) asserts on
+ * its request count (rdkafka_txnmgr.c, txn_req_cnt > 0) when a registration
+ * fails with "destroyed" before it was counted. The relay suite's crashes
+ * were of that kind, from destroying an instance right after
+ * rd_kafka_test_fatal_error() (docs/exactly-once.md); this wait is kept as
+ * the cheap guard against in-flight registrations at the end of a
+ * transaction.
  */
 void ksafe__relay_settle_registrations(relay *R)
 {
