@@ -121,17 +121,26 @@ int ksafe_mock_cluster_push_request_errors(ksafe_mock_cluster *mc, int api_key,
     return 0;
 }
 
-static int broker_state(ksafe_mock_cluster *mc, int broker_id, int up,
+static int broker_check(const ksafe_mock_cluster *mc, int broker_id,
                         ksafe_error *err)
 {
-    rd_kafka_resp_err_t rerr;
-
     if (!mc)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "cluster is NULL");
     if (broker_id < 1 || broker_id > mc->broker_count)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "broker_id %d is not in 1..%d", broker_id,
                                 mc->broker_count);
+    return 0;
+}
+
+static int broker_state(ksafe_mock_cluster *mc, int broker_id, int up,
+                        ksafe_error *err)
+{
+    rd_kafka_resp_err_t rerr;
+    int rc;
+
+    if ((rc = broker_check(mc, broker_id, err)))
+        return rc;
     rerr = up ? rd_kafka_mock_broker_set_up(mc->mcluster, broker_id)
               : rd_kafka_mock_broker_set_down(mc->mcluster, broker_id);
     return rerr ? ksafe__error_from_resp(err, rerr, "broker state") : 0;
@@ -147,6 +156,38 @@ int ksafe_mock_cluster_broker_up(ksafe_mock_cluster *mc, int broker_id,
                                  ksafe_error *err)
 {
     return broker_state(mc, broker_id, 1, err);
+}
+
+int ksafe_mock_cluster_set_rtt(ksafe_mock_cluster *mc, int broker_id,
+                               int rtt_ms, ksafe_error *err)
+{
+    rd_kafka_resp_err_t rerr;
+    int rc;
+
+    if ((rc = broker_check(mc, broker_id, err)))
+        return rc;
+    if ((rc = ksafe__check_range(err, "rtt_ms", rtt_ms, 0, 60000)))
+        return rc;
+    rerr = rd_kafka_mock_broker_set_rtt(mc->mcluster, broker_id, rtt_ms);
+    return rerr ? ksafe__error_from_resp(err, rerr, "broker rtt") : 0;
+}
+
+int ksafe_mock_cluster_set_coordinator(ksafe_mock_cluster *mc,
+                                       const char *group_id, int broker_id,
+                                       ksafe_error *err)
+{
+    rd_kafka_resp_err_t rerr;
+    int rc;
+
+    if ((rc = broker_check(mc, broker_id, err)))
+        return rc;
+    if (!group_id || !*group_id)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "set_coordinator: group_id is %s",
+                                group_id ? "empty" : "NULL");
+    rerr = rd_kafka_mock_coordinator_set(mc->mcluster, "group", group_id,
+                                         broker_id);
+    return rerr ? ksafe__error_from_resp(err, rerr, "group coordinator") : 0;
 }
 
 rd_kafka_mock_cluster_t *ksafe_mock_cluster_rdkafka(ksafe_mock_cluster *mc)

@@ -30,6 +30,12 @@ static const char *const test_consumer_props[] = {
 
 int ksafe_test_cluster_new(ksafe_test_cluster **out, ksafe_error *err)
 {
+    return ksafe_test_cluster_new_brokers(out, 1, err);
+}
+
+int ksafe_test_cluster_new_brokers(ksafe_test_cluster **out, int broker_count,
+                                   ksafe_error *err)
+{
     ksafe_test_cluster *tc;
     const char *env = getenv(KSAFE_TEST_BOOTSTRAP_ENV);
     int rc;
@@ -39,6 +45,10 @@ int ksafe_test_cluster_new(ksafe_test_cluster **out, ksafe_error *err)
     if (!out)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "out is NULL");
     *out = NULL;
+    if (broker_count < 1 || broker_count > 16)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "broker_count is %d, outside 1..16",
+                                broker_count);
     if ((rc = ksafe_test_group_protocol(&protocol, err)))
         return rc;
     if (!(tc = calloc(1, sizeof(*tc))))
@@ -46,7 +56,7 @@ int ksafe_test_cluster_new(ksafe_test_cluster **out, ksafe_error *err)
     if (env && *env) {
         tc->bootstrap = ksafe__strdup(env);
     } else {
-        if ((rc = ksafe_mock_cluster_new(&tc->mock, 1, err))) {
+        if ((rc = ksafe_mock_cluster_new(&tc->mock, broker_count, err))) {
             free(tc);
             return rc;
         }

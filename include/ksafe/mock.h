@@ -72,6 +72,23 @@ KSAFE_EXTERN int ksafe_mock_cluster_broker_down(ksafe_mock_cluster *mc,
 KSAFE_EXTERN int ksafe_mock_cluster_broker_up(ksafe_mock_cluster *mc,
                                               int broker_id, ksafe_error *err);
 
+/**
+ * Delays every answer of broker `broker_id` (1-based) by rtt_ms
+ * (0..60000; 0 restores it).
+ */
+KSAFE_EXTERN int ksafe_mock_cluster_set_rtt(ksafe_mock_cluster *mc,
+                                            int broker_id, int rtt_ms,
+                                            ksafe_error *err);
+
+/**
+ * Makes broker `broker_id` (1-based) the coordinator of consumer group
+ * `group_id`: the old coordinator answers NOT_COORDINATOR from then on.
+ */
+KSAFE_EXTERN int ksafe_mock_cluster_set_coordinator(ksafe_mock_cluster *mc,
+                                                    const char *group_id,
+                                                    int broker_id,
+                                                    ksafe_error *err);
+
 /** The librdkafka mock cluster, borrowed, for anything not wrapped here. */
 KSAFE_EXTERN rd_kafka_mock_cluster_t *
 ksafe_mock_cluster_rdkafka(ksafe_mock_cluster *mc);
@@ -129,6 +146,15 @@ typedef struct ksafe_test_cluster ksafe_test_cluster;
  */
 KSAFE_EXTERN int ksafe_test_cluster_new(ksafe_test_cluster **out,
                                         ksafe_error *err);
+
+/**
+ * As ksafe_test_cluster_new(), with `broker_count` (1..16) brokers when the
+ * cluster is embedded: what moving a coordinator or taking one broker down
+ * while others serve needs. A real cluster is used as it is.
+ */
+KSAFE_EXTERN int ksafe_test_cluster_new_brokers(ksafe_test_cluster **out,
+                                                int broker_count,
+                                                ksafe_error *err);
 
 /** 1 when the cluster is embedded, 0 for a real one. */
 KSAFE_EXTERN int ksafe_test_cluster_is_embedded(const ksafe_test_cluster *tc);
