@@ -21,7 +21,8 @@
  * - ksafe/relay.h: exactly-once consume-transform-produce, ksafe_relay_run();
  * - ksafe/dedup.h: dedup keys and stores;
  * - ksafe/config.h: options from JSON;
- * - ksafe/mock.h: the embedded cluster and the test kit.
+ * - ksafe/mock.h: the embedded cluster and the test kit;
+ * - ksafe/scenario.h: the scenario kit, for testing handlers under faults.
  *
  * The guides (README.md and docs/ in the source tree) explain the
  * guarantees and the choices behind them.
@@ -36,6 +37,7 @@
 #include "config.h"
 #include "loop.h"
 #include "mock.h"
+#include "scenario.h"
 #include "dedup.h"
 #include "relay.h"
 
