@@ -117,6 +117,7 @@ static Suite *bad_input_suite(void)
     bad_input_client_cases(s);
     bad_input_consumer_cases(s);
     bad_input_dedup_cases(s);
+    bad_input_scenario_cases(s);
     return s;
 }
 

@@ -68,5 +68,6 @@ void with_message(const char *value, message_fn fn, void *arg);
 void bad_input_client_cases(Suite *s);  /* test_bad_input.c */
 void bad_input_consumer_cases(Suite *s); /* test_bad_input_consumer.c */
 void bad_input_dedup_cases(Suite *s);   /* test_bad_input_dedup.c */
+void bad_input_scenario_cases(Suite *s); /* test_bad_input_scenario.c */
 
 #endif
