@@ -55,9 +55,7 @@ int ksafe_test_produce(ksafe_test_cluster *tc, const char *topic,
     int rc;
 
     if (!tc || !topic)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "produce needs a cluster and a topic (%s is "
-                                "NULL)",
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "produce: %s is NULL",
                                 tc ? "topic" : "cluster");
     memset(&st, 0, sizeof(st));
     st.produced = produced;
@@ -78,17 +76,31 @@ int ksafe_test_produce(ksafe_test_cluster *tc, const char *topic,
         r.value_len = strlen(value);
         rc = ksafe_producer_send(p, &r, err);
     }
-    if (!rc)
-        rc = ksafe_producer_flush(p, 30000, err);
+    /* Even after a refused send, the records already sent get their
+     * reports (into `produced`, or counted failed) before the producer
+     * goes: none is dropped unreported. */
     if (rc) {
+        ksafe_error close_err;
+        ksafe_producer_close(p, &close_err);
         ksafe_producer_free(p);
+        if (st.failed && err) {
+            size_t n = strlen(err->message);
+            snprintf(err->message + n, sizeof(err->message) - n,
+                     "; %zu record(s) sent before were not delivered either",
+                     st.failed);
+        }
         return rc;
     }
-    if ((rc = ksafe_producer_close(p, err))) {
-        ksafe_producer_free(p);
-        return rc;
+    rc = ksafe_producer_flush(p, 30000, err);
+    if (!rc)
+        rc = ksafe_producer_close(p, err);
+    else {
+        ksafe_error close_err;
+        ksafe_producer_close(p, &close_err);
     }
     ksafe_producer_free(p);
+    if (rc)
+        return rc;
     if (st.failed) {
         if (err) {
             *err = st.first;
@@ -108,6 +120,9 @@ int ksafe_test_produce(ksafe_test_cluster *tc, const char *topic,
     return 0;
 }
 
+/* More than Kafka lets a topic have in practice; a bound for arrays. */
+#define MAX_PARTITIONS 100000
+
 /* ---- plain librdkafka clients --------------------------------------------- */
 
 static int plain_consumer(ksafe_test_cluster *tc, const char *group,
@@ -125,6 +140,8 @@ static int plain_consumer(ksafe_test_cluster *tc, const char *group,
         "isolation.level", "read_uncommitted",
         "enable.partition.eof", "true",
         "allow.auto.create.topics", "false",
+        /* the log start passing the reader is an error, not a jump */
+        "auto.offset.reset", "error",
         "fetch.wait.max.ms", "10",
         "reconnect.backoff.max.ms", "500",
     };
@@ -148,6 +165,31 @@ static int plain_consumer(ksafe_test_cluster *tc, const char *group,
     return 0;
 }
 
+/* Errors of a lookup or a fetch that go away by themselves (a broker
+ * down, a coordinator moving or loading): wait on. Any other is reported
+ * at once. */
+static int transient(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* ---- read back ------------------------------------------------------------- */
 
 typedef struct part_state {
@@ -160,6 +202,7 @@ static int read_loop(rd_kafka_t *rk, const char *topic, part_state *ps,
                      int parts, ksafe_test_records *out, int64_t deadline,
                      ksafe_error *err)
 {
+    rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR_NO_ERROR;
     int left = 0, i, rc;
 
     for (i = 0; i < parts; i++)
@@ -172,10 +215,12 @@ static int read_loop(rd_kafka_t *rk, const char *topic, part_state *ps,
             for (i = 0; i < parts; i++)
                 if (!ps[i].done)
                     unread += ps[i].high - ps[i].next;
-            return ksafe__error_set(err, KSAFE_ETIMEDOUT, 0, 0,
+            return ksafe__error_set(err, KSAFE_ETIMEDOUT, last, 0,
                                     "reading %s back: %d partition(s), about "
-                                    "%lld record(s) still unread",
-                                    topic, left, (long long)unread);
+                                    "%lld record(s) still unread%s%s",
+                                    topic, left, (long long)unread,
+                                    last ? "; last error: " : "",
+                                    last ? rd_kafka_err2str(last) : "");
         }
         if (!(m = rd_kafka_consumer_poll(rk, (int)(deadline - now < 100
                                                        ? deadline - now
@@ -183,10 +228,20 @@ static int read_loop(rd_kafka_t *rk, const char *topic, part_state *ps,
             continue;
         i = m->partition;
         if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            /* Transient fetch trouble (a broker down) is retried by
-             * librdkafka; only the deadline ends the read. */
+            /* A broker down is retried by librdkafka: wait on, and name
+             * it if the deadline comes. Anything else (not authorized,
+             * the log start moved past where this read began) would
+             * leave records unread: fail now, with the cause. */
+            rd_kafka_resp_err_t e = m->err;
+            int32_t at = m->partition;
             rd_kafka_message_destroy(m);
-            continue;
+            if (transient(e)) {
+                last = e;
+                continue;
+            }
+            return ksafe__error_set(err, KSAFE_EKAFKA, e, 0,
+                                    "reading %s [%d] back: %s", topic,
+                                    (int)at, rd_kafka_err2str(e));
         }
         if (i < 0 || i >= parts || ps[i].done) {
             rd_kafka_message_destroy(m);
@@ -221,10 +276,12 @@ int ksafe_test_read_topic(ksafe_test_cluster *tc, const char *topic,
     rd_kafka_t *rk;
     int parts = 0, i, rc;
 
-    if (!tc || !topic || !out || timeout_ms < 0)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "read_topic needs a cluster, a topic, a "
-                                "record set and a timeout >= 0");
+    if (!tc || !topic || !out || timeout_ms < 1)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "read_topic: %s",
+                                !tc      ? "cluster is NULL"
+                                : !topic ? "topic is NULL"
+                                : !out   ? "record set is NULL"
+                                         : "timeout_ms is below 1");
     /* all-topics metadata: asking for the topic by name would let the
      * embedded cluster (or auto.create.topics.enable) create it */
     if ((rc = ksafe_cluster_topic_partitions(ksafe_test_cluster_bootstrap(tc),
@@ -241,7 +298,7 @@ int ksafe_test_read_topic(ksafe_test_cluster *tc, const char *topic,
         int64_t low, high;
         int64_t left = deadline - ksafe__now_ms();
         rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
-            rk, topic, i, &low, &high, left > 0 ? (int)left : 0);
+            rk, topic, i, &low, &high, left > 1 ? (int)left : 1);
         if (rerr) {
             rc = ksafe__error_from_resp(err, rerr, "watermarks");
             goto out;
@@ -273,9 +330,12 @@ out:
 
 /* ---- committed offsets ------------------------------------------------------ */
 
+/* The committed offsets into offsets[]; the librdkafka error, if any,
+ * into *why. */
 static int committed_with(rd_kafka_t *rk, const char *group,
                           const char *topic, int64_t *offsets, int partitions,
-                          int timeout_ms, ksafe_error *err)
+                          int timeout_ms, rd_kafka_resp_err_t *why,
+                          ksafe_error *err)
 {
     rd_kafka_topic_partition_list_t *l;
     rd_kafka_resp_err_t rerr;
@@ -285,19 +345,21 @@ static int committed_with(rd_kafka_t *rk, const char *group,
     for (i = 0; i < partitions; i++)
         rd_kafka_topic_partition_list_add(l, topic, i);
     rerr = rd_kafka_committed(rk, l, timeout_ms);
+    for (i = 0; !rerr && i < l->cnt; i++)
+        if (l->elems[i].err)
+            rerr = l->elems[i].err;
+    *why = rerr;
     if (rerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
         rc = ksafe__error_set(err, KSAFE_ETIMEDOUT, rerr, 0,
                               "committed offsets of group %s: no answer in "
                               "%d ms",
                               group, timeout_ms);
     else if (rerr)
-        rc = ksafe__error_from_resp(err, rerr, "committed offsets");
+        rc = ksafe__error_set(err, KSAFE_EKAFKA, rerr, 0,
+                              "committed offsets of group %s on %s: %s",
+                              group, topic, rd_kafka_err2str(rerr));
     for (i = 0; !rc && i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &l->elems[i];
-        if (tp->err) {
-            rc = ksafe__error_from_resp(err, tp->err, "committed offset");
-            break;
-        }
         offsets[tp->partition] =
             tp->offset >= 0 ? tp->offset : KSAFE_TEST_NO_OFFSET;
     }
@@ -305,43 +367,78 @@ static int committed_with(rd_kafka_t *rk, const char *group,
     return rc;
 }
 
+/* The arguments the offset lookups share, checked in order. */
+static int offsets_args(ksafe_test_cluster *tc, const char *group,
+                        const char *topic, const char *what, ksafe_error *err)
+{
+    if (!tc)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "%s: cluster is NULL", what);
+    if (!group || !*group)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "%s: group is %s",
+                                what, group ? "empty" : "NULL");
+    if (!topic)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "%s: topic is NULL",
+                                what);
+    return 0;
+}
+
 int ksafe_test_committed(ksafe_test_cluster *tc, const char *group,
                          const char *topic, int64_t *offsets, int partitions,
                          int timeout_ms, ksafe_error *err)
 {
+    rd_kafka_resp_err_t why;
     rd_kafka_t *rk;
     int rc;
 
-    if (!tc || !group || !*group || !topic || !offsets || partitions < 1 ||
-        timeout_ms < 0)
+    if ((rc = offsets_args(tc, group, topic, "committed", err)))
+        return rc;
+    if (!offsets)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "committed needs a cluster, a group, a topic, "
-                                "an offsets array of partitions >= 1 and a "
-                                "timeout >= 0");
+                                "committed: offsets is NULL");
+    if (partitions < 1 || partitions > MAX_PARTITIONS)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "committed: partitions is %d, outside "
+                                "1..%d",
+                                partitions, MAX_PARTITIONS);
+    if (timeout_ms < 1)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "committed: timeout_ms is %d, below 1",
+                                timeout_ms);
     if ((rc = plain_consumer(tc, group, &rk, err)))
         return rc;
     rc = committed_with(rk, group, topic, offsets, partitions, timeout_ms,
-                        err);
+                        &why, err);
     rd_kafka_destroy(rk);
     return rc;
 }
 
 /* The end of each partition in `records` (last offset + 1; -1 none) into
- * a new array of *parts entries. */
-static int64_t *ends_of(const ksafe_test_records *records, int *parts)
+ * *out, a new array of *parts entries. */
+static int ends_of(const ksafe_test_records *records, int64_t **out,
+                   int *parts, ksafe_error *err)
 {
     size_t i, n = ksafe_test_records_count(records);
     int64_t *ends;
-    int max = -1, p;
+    int32_t max = -1;
+    int p;
 
     for (i = 0; i < n; i++) {
         ksafe_test_record r;
         if (!ksafe_test_records_get(records, i, &r, NULL) && r.partition > max)
             max = r.partition;
     }
-    *parts = max + 1;
-    if (!(ends = malloc((size_t)(max + 2) * sizeof(*ends))))
-        return NULL;
+    if (max < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "wait_committed: the record set is empty, "
+                                "so there is nothing to wait for");
+    if (max >= MAX_PARTITIONS)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "wait_committed: a record at partition %d, "
+                                "past %d partitions",
+                                (int)max, MAX_PARTITIONS);
+    if (!(ends = malloc((size_t)(max + 1) * sizeof(*ends))))
+        return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
     for (p = 0; p <= max; p++)
         ends[p] = -1;
     for (i = 0; i < n; i++) {
@@ -350,7 +447,9 @@ static int64_t *ends_of(const ksafe_test_records *records, int *parts)
             r.offset + 1 > ends[r.partition])
             ends[r.partition] = r.offset + 1;
     }
-    return ends;
+    *out = ends;
+    *parts = max + 1;
+    return 0;
 }
 
 int ksafe_test_wait_committed(ksafe_test_cluster *tc, const char *group,
@@ -359,22 +458,25 @@ int ksafe_test_wait_committed(ksafe_test_cluster *tc, const char *group,
                               const ksafe_test_loop *loop, int timeout_ms,
                               ksafe_error *err)
 {
+    rd_kafka_resp_err_t why = RD_KAFKA_RESP_ERR_NO_ERROR;
     int64_t deadline, *ends = NULL, *got = NULL;
     rd_kafka_t *rk = NULL;
     int parts = 0, behind = -1, ended = 0, rc;
 
-    if (!tc || !group || !*group || !topic || !records || timeout_ms < 0)
+    if ((rc = offsets_args(tc, group, topic, "wait_committed", err)))
+        return rc;
+    if (!records)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "wait_committed needs a cluster, a group, a "
-                                "topic, a record set and a timeout >= 0");
+                                "wait_committed: record set is NULL");
+    if (timeout_ms < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "wait_committed: timeout_ms is %d, below 0",
+                                timeout_ms);
     deadline = ksafe__now_ms() + timeout_ms;
-    if (!(ends = ends_of(records, &parts)) ||
-        !(got = calloc((size_t)parts + 1, sizeof(*got)))) {
+    if ((rc = ends_of(records, &ends, &parts, err)))
+        return rc;
+    if (!(got = calloc((size_t)parts, sizeof(*got)))) {
         rc = ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
-        goto out;
-    }
-    if (!parts) {
-        rc = 0; /* nothing to wait for */
         goto out;
     }
     if ((rc = plain_consumer(tc, group, &rk, err)))
@@ -383,10 +485,12 @@ int ksafe_test_wait_committed(ksafe_test_cluster *tc, const char *group,
         int64_t left = deadline - ksafe__now_ms();
         int p;
         ended = loop && !ksafe_test_loop_running(loop);
+        /* short lookups, so that a loop that ended is noticed */
         rc = committed_with(rk, group, topic, got, parts,
-                            left > 1000 ? (int)left : 1000, err);
-        if (rc && rc != KSAFE_ETIMEDOUT)
-            goto out;
+                            left > 2000 ? 2000 : left > 100 ? (int)left : 100,
+                            &why, err);
+        if (rc && !transient(why))
+            goto out; /* e.g. not authorized: waiting will not help */
         for (behind = -1, p = 0; !rc && p < parts && behind < 0; p++)
             if (ends[p] >= 0 && got[p] < ends[p])
                 behind = p;
@@ -399,8 +503,15 @@ int ksafe_test_wait_committed(ksafe_test_cluster *tc, const char *group,
             nanosleep(&ts, NULL);
         }
     }
-    if (rc) /* the lookup itself timed out */
+    if (rc) { /* the last lookup failed, and the trouble did not pass */
+        if (err) {
+            size_t n = strlen(err->message);
+            snprintf(err->message + n, sizeof(err->message) - n,
+                     " (still, after %s)",
+                     ended ? "the loop ended" : "the whole timeout");
+        }
         goto out;
+    }
     rc = ksafe__error_set(err, ended ? KSAFE_ESTOPPED : KSAFE_ETIMEDOUT, 0, 0,
                           "%s: group %s committed %lld on %s [%d], want %lld",
                           ended ? "the loop ended" : "timed out", group,

@@ -39,9 +39,16 @@ int ksafe_test_loop_start(ksafe_test_loop **out, ksafe_consumer *c,
     int rc;
 
     if (!out || !c || !opts)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "%s is NULL",
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "loop_start: %s is NULL",
                                 !out ? "out" : !c ? "consumer" : "options");
     *out = NULL;
+    /* The copy below is of this version's struct: a caller's of another
+     * size must not be read past its end. */
+    if (opts->version != KSAFE_LOOP_OPTIONS_VERSION)
+        return ksafe__error_set(err, KSAFE_EVERSION, 0, 0,
+                                "loop_start: ksafe_loop_options.version is "
+                                "%u; this library knows version %d",
+                                opts->version, KSAFE_LOOP_OPTIONS_VERSION);
     if (!(l = calloc(1, sizeof(*l))))
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
     l->c = c;
@@ -70,7 +77,7 @@ int ksafe_test_loop_stop(ksafe_test_loop *l, ksafe_loop_stats *stats,
     int rc;
 
     if (!l)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "loop is NULL");
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "loop_stop: loop is NULL");
     ksafe_consumer_stop(l->c);
     pthread_join(l->thread, NULL);
     if (stats)
@@ -96,10 +103,13 @@ int ksafe_test_wait_for(ksafe_test_condition cond, void *payload,
 {
     int64_t deadline;
 
-    if (!cond || timeout_ms < 0)
+    if (!cond)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "wait_for needs a condition and a timeout "
-                                ">= 0");
+                                "wait_for: condition is NULL");
+    if (timeout_ms < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "wait_for: timeout_ms is %d, below 0",
+                                timeout_ms);
     deadline = ksafe__now_ms() + timeout_ms;
     for (;;) {
         if (cond(payload))
@@ -139,7 +149,8 @@ int ksafe_test_wait_records(const ksafe_test_records *expected,
     int rc;
 
     if (!expected || !actual)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "%s set is NULL",
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "wait_records: %s set is NULL",
                                 expected ? "actual" : "expected");
     cv.expected = expected;
     cv.actual = actual;

@@ -34,7 +34,11 @@ int ksafe_test_records_new(ksafe_test_records **out, ksafe_error *err)
     *out = NULL;
     if (!(rs = calloc(1, sizeof(*rs))))
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
-    pthread_mutex_init(&rs->lock, NULL);
+    if (pthread_mutex_init(&rs->lock, NULL)) {
+        free(rs);
+        return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0,
+                                "records_new: no lock could be made");
+    }
     *out = rs;
     return 0;
 }

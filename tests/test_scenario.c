@@ -121,53 +121,58 @@ typedef struct scenario {
     ksafe_test_loop *loop;
 } scenario;
 
-static void given(scenario *s, const char *name, int partitions, size_t n)
+/* One scenario at a time, in static storage: a failed assertion leaves
+ * the test function (CK_FORK=no), and the teardown must still find the
+ * loop to stop it before anything it uses goes away. */
+static scenario s;
+
+static void given(scenario *sc, const char *name, int partitions, size_t n)
 {
     ksafe_error err;
 
-    memset(s, 0, sizeof(*s));
-    ksafe_test_unique_name(s->topic, sizeof(s->topic), name);
-    ksafe_test_unique_name(s->group, sizeof(s->group), name);
-    ck_assert_ok(ksafe_test_cluster_create_topic(cl, s->topic, partitions, &err),
+    memset(sc, 0, sizeof(*sc));
+    ksafe_test_unique_name(sc->topic, sizeof(sc->topic), name);
+    ksafe_test_unique_name(sc->group, sizeof(sc->group), name);
+    ck_assert_ok(ksafe_test_cluster_create_topic(cl, sc->topic, partitions, &err),
                  err);
-    ck_assert_ok(ksafe_test_records_new(&s->produced, &err), err);
-    ck_assert_ok(ksafe_test_records_new(&s->h.set, &err), err);
-    atomic_store(&s->h.fail_value, -1);
-    ck_assert_ok(ksafe_test_produce(cl, s->topic, n, s->produced, &err), err);
-    ck_assert_uint_eq(ksafe_test_records_count(s->produced), n);
-    ksafe_test_cluster_consumer_options(cl, &s->co, s->group);
-    s->co.log_cb = test_quiet_log;
-    s->lo.version = 0;
+    ck_assert_ok(ksafe_test_records_new(&sc->produced, &err), err);
+    ck_assert_ok(ksafe_test_records_new(&sc->h.set, &err), err);
+    atomic_store(&sc->h.fail_value, -1);
+    ck_assert_ok(ksafe_test_produce(cl, sc->topic, n, sc->produced, &err), err);
+    ck_assert_uint_eq(ksafe_test_records_count(sc->produced), n);
+    ksafe_test_cluster_consumer_options(cl, &sc->co, sc->group);
+    sc->co.log_cb = test_quiet_log;
+    sc->lo.version = 0;
 }
 
-static void start_loop(scenario *s)
+static void start_loop(scenario *sc)
 {
     ksafe_loop_options lo = KSAFE_LOOP_OPTIONS_INIT;
-    const char *topic = s->topic;
+    const char *topic = sc->topic;
     ksafe_error err;
 
-    ck_assert_ok(ksafe_consumer_new(&s->c, &s->co, &err), err);
-    ck_assert_ok(ksafe_consumer_subscribe(s->c, &topic, 1, &err), err);
+    ck_assert_ok(ksafe_consumer_new(&sc->c, &sc->co, &err), err);
+    ck_assert_ok(ksafe_consumer_subscribe(sc->c, &topic, 1, &err), err);
     lo.handler = record;
-    lo.payload = &s->h;
+    lo.payload = &sc->h;
     lo.commit_interval_ms = 100;
     lo.commit_every_records = 10;
     lo.max_attempts = 1;
-    s->lo = lo;
-    ck_assert_ok(ksafe_test_loop_start(&s->loop, s->c, &s->lo, &err), err);
+    sc->lo = lo;
+    ck_assert_ok(ksafe_test_loop_start(&sc->loop, sc->c, &sc->lo, &err), err);
 }
 
-static int stop_loop(scenario *s, ksafe_loop_stats *st, ksafe_error *err)
+static int stop_loop(scenario *sc, ksafe_loop_stats *st, ksafe_error *err)
 {
-    int rc = ksafe_test_loop_stop(s->loop, st, err);
-    s->loop = NULL;
-    ksafe_consumer_free(s->c);
-    s->c = NULL;
+    int rc = ksafe_test_loop_stop(sc->loop, st, err);
+    sc->loop = NULL;
+    ksafe_consumer_free(sc->c);
+    sc->c = NULL;
     return rc;
 }
 
 /* Committed == one past the last produced record, on every partition. */
-static void then_all_committed(scenario *s, int partitions)
+static void then_all_committed(scenario *sc, int partitions)
 {
     int64_t want[16], got[16];
     ksafe_test_record r;
@@ -177,12 +182,12 @@ static void then_all_committed(scenario *s, int partitions)
 
     for (p = 0; p < partitions; p++)
         want[p] = KSAFE_TEST_NO_OFFSET;
-    for (i = 0; i < ksafe_test_records_count(s->produced); i++) {
-        ck_assert_ok(ksafe_test_records_get(s->produced, i, &r, &err), err);
+    for (i = 0; i < ksafe_test_records_count(sc->produced); i++) {
+        ck_assert_ok(ksafe_test_records_get(sc->produced, i, &r, &err), err);
         if (r.offset + 1 > want[r.partition])
             want[r.partition] = r.offset + 1;
     }
-    ck_assert_ok(ksafe_test_committed(cl, s->group, s->topic, got, partitions,
+    ck_assert_ok(ksafe_test_committed(cl, sc->group, sc->topic, got, partitions,
                                       10000, &err),
                  err);
     for (p = 0; p < partitions; p++)
@@ -191,10 +196,12 @@ static void then_all_committed(scenario *s, int partitions)
                       (long long)got[p], (long long)want[p]);
 }
 
-static void done(scenario *s)
+static void done(scenario *sc)
 {
-    ksafe_test_records_free(s->produced);
-    ksafe_test_records_free(s->h.set);
+    ksafe_test_records_free(sc->produced);
+    ksafe_test_records_free(sc->h.set);
+    sc->produced = NULL;
+    sc->h.set = NULL;
 }
 
 /* ---- data on the cluster ------------------------------------------------- */
@@ -202,7 +209,6 @@ static void done(scenario *s)
 START_TEST(produced_set_is_what_a_fresh_reader_reads)
 {
     ksafe_test_records *read;
-    scenario s;
     ksafe_error err;
     int64_t got[4];
 
@@ -242,7 +248,6 @@ END_TEST
 START_TEST(loop_handles_everything_and_commits_the_end)
 {
     ksafe_loop_stats st;
-    scenario s;
     ksafe_error err;
 
     given(&s, "scn-loop", 4, 300);
@@ -266,7 +271,6 @@ static int never(void *payload)
 START_TEST(wait_gives_up_when_the_loop_ended)
 {
     ksafe_loop_stats st;
-    scenario s;
     ksafe_error err;
     int64_t committed[1];
     ksafe_test_record r;
@@ -298,7 +302,6 @@ END_TEST
 START_TEST(wait_times_out_with_the_first_missing_record)
 {
     ksafe_test_records *none;
-    scenario s;
     ksafe_error err;
 
     given(&s, "scn-tmo", 1, 3);
@@ -322,12 +325,12 @@ static int handled_some(void *payload)
     return ksafe_test_records_distinct(payload) >= 30;
 }
 
-/* The leader of the handled partitions goes away for 2 s mid-run: every
- * record is still handled once it is back, and the end is committed. */
+/* Each broker in turn goes away for 700 ms mid-run (the leaders of two
+ * partitions each, and the group's coordinator once): every record is
+ * still handled, and the end is committed. */
 START_TEST(broker_outage_mid_run_loses_nothing)
 {
     ksafe_loop_stats st;
-    scenario s;
     ksafe_error err;
     int b;
 
@@ -349,29 +352,47 @@ START_TEST(broker_outage_mid_run_loses_nothing)
 }
 END_TEST
 
+static void count_refusals(int level, const char *fac, const char *msg,
+                           void *payload)
+{
+    (void)level;
+    if (!strcmp(fac, "COMMIT") && strstr(msg, "async commit refused"))
+        atomic_fetch_add((atomic_int *)payload, 1);
+}
+
+/* Commits the broker refuses reach the consumer (logged), and the commit
+ * policy's next commit carries the positions: the end is committed. */
 START_TEST(refused_commits_are_retried_by_the_policy)
 {
     ksafe_loop_stats st;
-    scenario s;
     ksafe_error err;
+    atomic_int refusals;
 
+    atomic_store(&refusals, 0);
     given(&s, "scn-commit", 2, 100);
+    s.co.log_cb = count_refusals;
+    s.co.log_payload = &refusals;
     ck_assert_ok(ksafe_test_fail_commits(
-                     cl, 5, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, &err),
+                     cl, 6, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, &err),
                  err);
     start_loop(&s);
     ck_assert_ok(
         ksafe_test_wait_records(s.produced, s.h.set, s.loop, 60000, &err), err);
+    ck_assert_ok(ksafe_test_wait_committed(cl, s.group, s.topic, s.produced,
+                                           s.loop, 60000, &err),
+                 err);
     ck_assert_ok(stop_loop(&s, &st, &err), err);
+    ck_assert_int_ge(atomic_load(&refusals), 1);
     then_all_committed(&s, 2);
     done(&s);
 }
 END_TEST
 
+/* A refusal the producer may retry is retried (all delivered); one it may
+ * not is reported, naming the broker's error. */
 START_TEST(refused_produces_are_retried_by_the_producer)
 {
     ksafe_test_records *read;
-    scenario s;
     ksafe_error err;
 
     given(&s, "scn-produce", 2, 0);
@@ -384,14 +405,23 @@ START_TEST(refused_produces_are_retried_by_the_producer)
     ck_assert_uint_eq(ksafe_test_records_count(read), 50);
     ck_assert_uint_eq(ksafe_test_records_missing(s.produced, read, NULL), 0);
     ksafe_test_records_free(read);
+
+    ck_assert_ok(ksafe_test_fail_produces(
+                     cl, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, &err),
+                 err);
+    ck_assert_int_eq(ksafe_test_produce(cl, s.topic, 1, NULL, &err),
+                     KSAFE_EUNDELIVERED);
+    ck_assert_msg(strstr(err.message, "too large"), "%s", err.message);
     done(&s);
 }
 END_TEST
 
+/* Slow brokers, then the coordinator moved twice: records produced after
+ * the moves are handled and committed too, so commits reach the new
+ * coordinator. */
 START_TEST(slow_broker_and_moved_coordinator_lose_nothing)
 {
     ksafe_loop_stats st;
-    scenario s;
     ksafe_error err;
     int b;
 
@@ -410,25 +440,34 @@ START_TEST(slow_broker_and_moved_coordinator_lose_nothing)
         ksafe_test_wait_records(s.produced, s.h.set, s.loop, 90000, &err), err);
     for (b = 1; b <= 3; b++)
         ck_assert_ok(ksafe_test_set_rtt(cl, b, 0, &err), err);
+    ck_assert_ok(ksafe_test_produce(cl, s.topic, 60, s.produced, &err), err);
+    ck_assert_ok(
+        ksafe_test_wait_records(s.produced, s.h.set, s.loop, 90000, &err), err);
+    ck_assert_ok(ksafe_test_wait_committed(cl, s.group, s.topic, s.produced,
+                                           s.loop, 90000, &err),
+                 err);
     ck_assert_ok(stop_loop(&s, &st, &err), err);
     then_all_committed(&s, 3);
     done(&s);
 }
 END_TEST
 
+/* A second member takes some partitions mid-run and leaves: this member
+ * gives them up (revoked), gets them back, and handles and commits
+ * everything. */
 START_TEST(forced_rebalance_hands_everything_back)
 {
     ksafe_loop_stats st;
-    scenario s;
     ksafe_error err;
 
     given(&s, "scn-rebalance", 4, 400);
-    atomic_store(&s.h.delay_ms, 5);
+    atomic_store(&s.h.delay_ms, 20); /* 400 records: 8 s of work */
     start_loop(&s);
     ck_assert_ok(ksafe_test_wait_for(handled_some, s.h.set, s.loop, 60000,
                                      &err),
                  err);
     ck_assert_ok(ksafe_test_rebalance(cl, &s.co, s.topic, 500, &err), err);
+    ck_assert_uint_lt(ksafe_test_records_distinct(s.h.set), 400);
     atomic_store(&s.h.delay_ms, 0);
     ck_assert_ok(
         ksafe_test_wait_records(s.produced, s.h.set, s.loop, 90000, &err), err);
@@ -439,7 +478,8 @@ START_TEST(forced_rebalance_hands_everything_back)
                                            s.loop, 90000, &err),
                  err);
     ck_assert_ok(stop_loop(&s, &st, &err), err);
-    /* one assignment, then the second member's join and its leave */
+    ck_assert_uint_ge(st.revoked, 1);
+    /* the first assignment, the second member's join and its leave */
     ck_assert_uint_ge(st.rebalances, 3);
     then_all_committed(&s, 4);
     done(&s);
@@ -478,6 +518,16 @@ START_TEST(faults_refuse_a_real_cluster_and_bad_arguments)
         ck_assert_int_eq(ksafe_test_broker_outage(cl, 1, -1, &err),
                          KSAFE_EINVAL);
         ck_assert_int_eq(ksafe_test_set_rtt(cl, 1, -5, &err), KSAFE_EINVAL);
+        ck_assert_int_eq(ksafe_test_set_rtt(cl, 1, 60001, &err), KSAFE_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.message, "rtt_ms"));
+        ck_assert_int_eq(ksafe_mock_cluster_set_coordinator(
+                             ksafe_test_cluster_mock(cl), "g", 4, &err),
+                         KSAFE_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.message, "1..3"));
+        ck_assert_int_eq(ksafe_mock_cluster_set_coordinator(
+                             ksafe_test_cluster_mock(cl), "", 1, &err),
+                         KSAFE_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err.message, "empty"));
         ck_assert_int_eq(ksafe_test_move_coordinator(cl, NULL, 1, &err),
                          KSAFE_EINVAL);
     }
@@ -497,18 +547,32 @@ START_TEST(faults_refuse_a_real_cluster_and_bad_arguments)
 }
 END_TEST
 
+/* Stops a loop a failed test left running, then frees its scenario. */
+static void scenario_teardown(void)
+{
+    ksafe_error err;
+
+    if (s.loop)
+        stop_loop(&s, NULL, &err);
+    ksafe_consumer_free(s.c);
+    s.c = NULL;
+    done(&s);
+    memset(&s, 0, sizeof(s));
+}
+
 static Suite *scenario_suite(void)
 {
-    Suite *s = suite_create("scenario");
+    Suite *suite = suite_create("scenario");
     TCase *t = tcase_create("records");
     TCase *d = tcase_create("data");
     TCase *f = tcase_create("faults");
 
     tcase_add_test(t, records_count_duplicates_and_compare_bytes);
     tcase_add_test(t, records_index_grows_past_its_first_table);
-    suite_add_tcase(s, t);
+    suite_add_tcase(suite, t);
 
     tcase_add_unchecked_fixture(d, cluster_up, cluster_down);
+    tcase_add_checked_fixture(d, NULL, scenario_teardown);
     tcase_set_timeout(d, 120);
     tcase_add_test(d, produced_set_is_what_a_fresh_reader_reads);
     tcase_add_test(d, read_topic_of_an_unknown_topic_fails);
@@ -517,17 +581,18 @@ static Suite *scenario_suite(void)
     tcase_add_test(d, wait_times_out_with_the_first_missing_record);
     tcase_add_test(d, forced_rebalance_hands_everything_back);
     tcase_add_test(d, faults_refuse_a_real_cluster_and_bad_arguments);
-    suite_add_tcase(s, d);
+    suite_add_tcase(suite, d);
 
     tcase_add_unchecked_fixture(f, cluster_up, cluster_down);
+    tcase_add_checked_fixture(f, NULL, scenario_teardown);
     tcase_set_timeout(f, 180);
     tcase_set_tags(f, TEST_EMBEDDED_ONLY);
     tcase_add_test(f, broker_outage_mid_run_loses_nothing);
     tcase_add_test(f, refused_commits_are_retried_by_the_policy);
     tcase_add_test(f, refused_produces_are_retried_by_the_producer);
     tcase_add_test(f, slow_broker_and_moved_coordinator_lose_nothing);
-    suite_add_tcase(s, f);
-    return s;
+    suite_add_tcase(suite, f);
+    return suite;
 }
 
 KSAFE_TEST_MAIN(scenario_suite)

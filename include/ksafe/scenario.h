@@ -92,9 +92,11 @@ KSAFE_EXTERN int ksafe_test_records_get(const ksafe_test_records *rs,
 /**
  * How many records of `expected` have no record at the same (partition,
  * offset) in `actual`; the first of them (in `expected`'s order) goes into
- * *first when `first` is not NULL and one is missing. A record present in
- * both but with other key or value bytes counts as missing too: the topic
- * was not what the test thinks. NULL sets count as empty.
+ * *first when `first` is not NULL and one is missing. Each record of
+ * `expected` counts, duplicates too. It is compared with the first record
+ * added at its place in `actual`: other key or value bytes there count as
+ * missing (the topic was not what the test thinks). NULL sets count as
+ * empty.
  */
 KSAFE_EXTERN size_t ksafe_test_records_missing(
     const ksafe_test_records *expected, const ksafe_test_records *actual,
@@ -123,9 +125,12 @@ KSAFE_EXTERN int ksafe_test_produce(ksafe_test_cluster *tc, const char *topic,
  * Reads `topic` back as a fresh reader would: every partition from its
  * start up to its high watermark at the time of the call, read_uncommitted
  * (what the log holds, aborted transactions included), no group, nothing
- * committed. Adds each record to `out`. At most timeout_ms in all.
- * Errors: KSAFE_EINVAL, KSAFE_ETIMEDOUT (the message says how many records
- * were still unread), KSAFE_EKAFKA.
+ * committed. Adds each record to `out`. At most timeout_ms (>= 1) in all;
+ * a broker that is down is waited for, any other fetch error ends the read
+ * at once. Errors: KSAFE_EINVAL (a bad argument, or no such topic: it is
+ * not created), KSAFE_ETIMEDOUT (the message says how many records were
+ * still unread and the last error seen), KSAFE_EKAFKA (the fetch error,
+ * e.g. the log start moved past where the read began).
  */
 KSAFE_EXTERN int ksafe_test_read_topic(ksafe_test_cluster *tc,
                                        const char *topic,
@@ -139,8 +144,9 @@ KSAFE_EXTERN int ksafe_test_read_topic(ksafe_test_cluster *tc,
 /**
  * Reads the committed offsets of `group` for partitions 0..partitions-1 of
  * `topic` into offsets[] (the next offset to read, as Kafka stores it;
- * KSAFE_TEST_NO_OFFSET when none), without joining the group. At most
- * timeout_ms. Errors: KSAFE_EINVAL, KSAFE_EKAFKA, KSAFE_ETIMEDOUT.
+ * KSAFE_TEST_NO_OFFSET when none), without joining the group. partitions
+ * 1..100000, at most timeout_ms (>= 1). Errors: KSAFE_EINVAL,
+ * KSAFE_EKAFKA, KSAFE_ETIMEDOUT.
  */
 KSAFE_EXTERN int ksafe_test_committed(ksafe_test_cluster *tc,
                                       const char *group, const char *topic,
@@ -163,8 +169,11 @@ typedef struct ksafe_test_loop ksafe_test_loop;
  * (a ksafe_test_records set is). opts->stats, when set, is filled once, by
  * ksafe_test_loop_stop(). `c` must be subscribed, stays the caller's, and
  * is closed by ksafe_run() when the loop ends: free it after
- * ksafe_test_loop_stop(). Errors: KSAFE_EINVAL (NULL argument),
- * KSAFE_ENOMEM, KSAFE_ESTATE (no thread could be started).
+ * ksafe_test_loop_stop(). Always stop a loop you started, also when a
+ * test fails (in a teardown): a loop left running calls the handler with
+ * a payload that may be gone. Errors: KSAFE_EINVAL (NULL argument),
+ * KSAFE_EVERSION (options of another version), KSAFE_ENOMEM, KSAFE_ESTATE
+ * (no thread could be started).
  */
 KSAFE_EXTERN int ksafe_test_loop_start(ksafe_test_loop **out, ksafe_consumer *c,
                                        const ksafe_loop_options *opts,
@@ -212,9 +221,12 @@ KSAFE_EXTERN int ksafe_test_wait_records(const ksafe_test_records *expected,
  * `topic` (for each partition holding one, a committed offset above the
  * set's last offset there): the "then" of a scenario whose loop must catch
  * up and commit. Looks every 250 ms, at most timeout_ms; with a `loop`, a
- * loop that ended is looked at once more, then KSAFE_ESTOPPED. On
- * KSAFE_ETIMEDOUT the message names a partition behind, its committed
- * offset and the one wanted. Errors: also those of ksafe_test_committed().
+ * loop that ended is looked at once more, then KSAFE_ESTOPPED. A lookup
+ * refused for a while (coordinator moving or loading, broker down) is
+ * tried again; one refused for good (not authorized) ends the wait with
+ * KSAFE_EKAFKA. On KSAFE_ETIMEDOUT the message names a partition behind,
+ * its committed offset and the one wanted. An empty set is KSAFE_EINVAL:
+ * a "then" that checks nothing must not pass.
  */
 KSAFE_EXTERN int ksafe_test_wait_committed(ksafe_test_cluster *tc,
                                            const char *group,
@@ -273,12 +285,14 @@ KSAFE_EXTERN int ksafe_test_move_coordinator(ksafe_test_cluster *tc,
  * Forces two rebalances of a group: a second member, made with a copy of
  * `like` (the options of your own members: same group_id, group protocol
  * and assignment strategy, or the group refuses it; its hooks and log
- * callback are not used), subscribes to `topic`, stays stay_ms once its
- * join completed (it was given its share, possibly nothing; 30 s at most),
- * then leaves. It marks and commits nothing, so the records it was given
- * go back to your members from their committed offsets. Blocks the calling
- * thread. Errors: KSAFE_EINVAL, KSAFE_ETIMEDOUT (no join in 30 s), and
- * those of ksafe_consumer_new() and _subscribe().
+ * callback are not used), subscribes to `topic`, waits until it holds at
+ * least one partition (30 s at most; under cooperative assignment that is
+ * the second round of its join), holds them stay_ms, then leaves. It marks
+ * and commits nothing: your members handle the records it was given again,
+ * from the committed offsets. Blocks the calling thread. Errors:
+ * KSAFE_EINVAL, KSAFE_ETIMEDOUT (given no partition in 30 s: the topic
+ * needs more partitions than the group has members), and those of
+ * ksafe_consumer_new(), _subscribe() and _close().
  */
 KSAFE_EXTERN int ksafe_test_rebalance(ksafe_test_cluster *tc,
                                       const ksafe_consumer_options *like,
