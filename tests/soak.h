@@ -74,7 +74,7 @@ struct soak {
     rec *recs;
     uint64_t cap;             /* records that may be produced */
     atomic_uint_fast64_t sent;
-    uint64_t delivered, failed, failed_possibly;
+    uint64_t delivered, failed, failed_possibly, no_offset;
     episode *eps;
     size_t n_eps, cap_eps;
     slot *slots[SOAK_PARTS];  /* by offset, grown as needed */
