@@ -166,8 +166,9 @@ static void on_delivery(const ksafe_delivery *d, void *pl)
         r->doff = d->offset;
         s->delivered++;
         /* acks=all: the broker's answer carries the offset; librdkafka
-         * reports none when it takes a retry's DUPLICATE_SEQUENCE_NUMBER
-         * for "written by the first attempt" */
+         * reports none for a record it took as written without an answer
+         * of its own (an implicit ack, or a retry's
+         * DUPLICATE_SEQUENCE_NUMBER) */
         s->no_offset += d->offset < 0;
     }
     pthread_mutex_unlock(&s->mu);
@@ -194,6 +195,15 @@ static void *producer_main(void *arg)
     po.log_payload = s;
     po.on_delivery = on_delivery;
     po.delivery_payload = s;
+    /* One request in flight per connection. The embedded cluster checks the
+     * sequence numbers of transactional producers only: with five in flight,
+     * a batch refused with an injected error is followed by the next batch,
+     * which it accepts, and librdkafka (rightly, for a real broker) takes the
+     * refused one as "implicitly acked by subsequent batch success": a
+     * record reported delivered, without an offset, that was never written.
+     * Measured: 2 to 11 such records per 12 000 under Produce errors alone;
+     * none with one in flight. */
+    po.max_in_flight = 1;
     if ((pr->rc = ksafe_producer_new(&p, &po, &pr->err)))
         return NULL;
     while (!atomic_load(&pr->stop)) {
