@@ -42,13 +42,6 @@ static const char *const fault_names[F_KINDS] = {
     "produce-errors", "fetch-errors", "commit-errors", "coordinator-errors",
     "broker-down", "rtt"};
 
-static const char *const producer_props[] = {"reconnect.backoff.max.ms",
-                                             "500", NULL};
-/* --verbose: librdkafka's idempotence lines too (DUPSEQ: a retry taken for
- * delivered) */
-static const char *const producer_props_debug[] = {
-    "reconnect.backoff.max.ms", "500", "debug", "eos,msg", NULL};
-
 typedef struct args {
     int seconds, rate, members, verbose;
     uint64_t seed;
@@ -69,14 +62,6 @@ static uint64_t rng(void)
 static int rng_in(int lo, int hi) /* [lo, hi] */
 {
     return lo + (int)(rng() % (uint64_t)(hi - lo + 1));
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(int ms)
@@ -125,117 +110,6 @@ usage:
     fprintf(stderr, "usage: soak [--seconds N>=10] [--rate R] "
                     "[--members 2|3] [--seed S] [--verbose]\n");
     return -1;
-}
-
-/* ---- the producer ---------------------------------------------------- */
-
-typedef struct producer {
-    soak *s;
-    int rate;
-    atomic_int stop;
-    int rc;
-    ksafe_error err;
-    pthread_t th;
-} producer;
-
-static void producer_log(int level, const char *fac, const char *msg,
-                         void *pl)
-{
-    soak *s = pl;
-
-    if (s->verbose && (level <= 7 || strstr(msg, "DUPSEQ") ||
-                       strstr(fac, "DUPSEQ")))
-        fprintf(stderr, "soak: producer: %s: %s\n", fac, msg);
-}
-
-static void on_delivery(const ksafe_delivery *d, void *pl)
-{
-    soak *s = pl;
-    uint64_t q = (uint64_t)(uintptr_t)d->opaque;
-    rec *r = &s->recs[q];
-
-    pthread_mutex_lock(&s->mu);
-    if (d->error) {
-        /* Reported, not counted as produced: nobody is owed this record. */
-        r->state = d->possibly_delivered ? 3 : 2;
-        s->failed++;
-        s->failed_possibly += d->possibly_delivered != 0;
-    } else {
-        r->state = 1;
-        r->dp = d->partition;
-        r->doff = d->offset;
-        s->delivered++;
-        /* acks=all: the broker's answer carries the offset; librdkafka
-         * reports none for a record it took as written without an answer
-         * of its own (an implicit ack, or a retry's
-         * DUPLICATE_SEQUENCE_NUMBER) */
-        s->no_offset += d->offset < 0;
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (d->error)
-        fprintf(stderr, "soak: record %llu not delivered%s: %s\n",
-                (unsigned long long)q,
-                d->possibly_delivered ? " (possibly written)" : "",
-                d->error->message);
-}
-
-static void *producer_main(void *arg)
-{
-    producer *pr = arg;
-    soak *s = pr->s;
-    ksafe_producer_options po;
-    ksafe_producer *p;
-    int64_t start = now_ms();
-    char key[32], value[128];
-
-    ksafe_producer_options_init(&po, KSAFE_PRODUCER_OPTIONS_VERSION);
-    po.bootstrap_servers = s->bootstrap;
-    po.rdkafka_properties = s->verbose ? producer_props_debug : producer_props;
-    po.log_cb = producer_log;
-    po.log_payload = s;
-    po.on_delivery = on_delivery;
-    po.delivery_payload = s;
-    /* One request in flight per connection. The embedded cluster checks the
-     * sequence numbers of transactional producers only: with five in flight,
-     * a batch refused with an injected error is followed by the next batch,
-     * which it accepts, and librdkafka (rightly, for a real broker) takes the
-     * refused one as "implicitly acked by subsequent batch success": a
-     * record reported delivered, without an offset, that was never written.
-     * Measured: 2 to 11 such records per 12 000 under Produce errors alone;
-     * none with one in flight. */
-    po.max_in_flight = 1;
-    if ((pr->rc = ksafe_producer_new(&p, &po, &pr->err)))
-        return NULL;
-    while (!atomic_load(&pr->stop)) {
-        /* as many as the rate allows by now, in 10 ms steps */
-        uint64_t due = (uint64_t)((now_ms() - start) * pr->rate / 1000);
-        uint64_t q;
-        if (due > s->cap)
-            due = s->cap;
-        while ((q = atomic_load(&s->sent)) < due) {
-            ksafe_record r = KSAFE_RECORD_INIT;
-            int kl = snprintf(key, sizeof(key), "k%llu", (unsigned long long)q);
-            int vl = snprintf(value, sizeof(value),
-                              "soak record %llu ........................"
-                              "................................",
-                              (unsigned long long)q);
-            r.topic = s->topic;
-            r.key = key;
-            r.key_len = (size_t)kl;
-            r.value = value;
-            r.value_len = (size_t)vl;
-            r.opaque = (void *)(uintptr_t)q;
-            if ((pr->rc = ksafe_producer_send(p, &r, &pr->err)))
-                goto out;
-            atomic_store(&s->sent, q + 1);
-        }
-        ksafe_producer_poll(p, 10);
-    }
-out:
-    if (ksafe_producer_close_timeout(p, 60000, &pr->err) && !pr->rc)
-        pr->rc = -1; /* undelivered records were each reported */
-    ksafe_producer_free(p);
-    return NULL;
 }
 
 /* ---- faults ------------------------------------------------------------ */
@@ -487,7 +361,7 @@ int main(int argc, char **argv)
     args a;
     soak s;
     faults f;
-    producer pr;
+    soak_producer pr;
     tally ty;
     ksafe_mock_cluster *mc = NULL;
     ksafe_error err;
@@ -536,11 +410,11 @@ int main(int argc, char **argv)
         }
     pr.s = &s;
     pr.rate = a.rate;
-    pthread_create(&pr.th, NULL, producer_main, &pr);
-    t0 = now_ms();
+    pthread_create(&pr.th, NULL, soak_producer_main, &pr);
+    t0 = soak_now_ms();
     next_fault = t0 + 2000;
     next_member = t0 + 8000;
-    while ((t = now_ms()) < t0 + (int64_t)a.seconds * 1000) {
+    while ((t = soak_now_ms()) < t0 + (int64_t)a.seconds * 1000) {
         fault_restore(&f, t, 0);
         if (t >= next_fault) {
             fault_once(&f, t);
@@ -557,13 +431,13 @@ int main(int argc, char **argv)
     }
 
     /* Faults stop; the producer finishes; the members catch up. */
-    fault_restore(&f, now_ms(), 1);
+    fault_restore(&f, soak_now_ms(), 1);
     atomic_store(&pr.stop, 1);
     pthread_join(pr.th, NULL);
     if (pr.rc && pr.rc != -1)
         soak_odd(&s, "producer: %d %s", pr.rc, pr.err.message);
-    deadline = now_ms() + 180000;
-    while (!(ok = complete(&s, db, &eff)) && now_ms() < deadline) {
+    deadline = soak_now_ms() + 180000;
+    while (!(ok = complete(&s, db, &eff)) && soak_now_ms() < deadline) {
         soak_reap(&s, 0);
         sleep_ms(500);
     }

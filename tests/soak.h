@@ -88,6 +88,19 @@ struct soak {
     int verbose;
 };
 
+typedef struct soak_producer {
+    soak *s;
+    int rate;
+    atomic_int stop;
+    int rc;
+    ksafe_error err;
+    pthread_t th;
+} soak_producer;
+
+/* soak_producer.c */
+void *soak_producer_main(void *arg); /* a soak_producer */
+int64_t soak_now_ms(void);           /* monotonic */
+
 /* soak_member.c */
 int soak_member_start(soak *s, int group, ksafe_error *err);
 void soak_member_stop(member *m);      /* asks; soak_reap() collects */
