@@ -14,8 +14,9 @@
  * Exit 0 when every check passed, 1 with the reason and the seed otherwise.
  *
  * Groups: "plain" members record every handling in memory, so duplicates are
- * counted per record and per partition episode (an owner's hold of a
- * partition, from on_assigned to on_revoked/on_lost). "dedup" members write
+ * counted per offset and per partition episode (an owner's hold of a
+ * partition, from on_assigned to on_revoked/on_lost); the same record at a
+ * second offset is a copy the embedded cluster wrote, counted apart. "dedup" members write
  * an effect row per record into SQLite inside the transaction of a SQLite
  * dedup store on the same connection (the loop's dedup_store option).
  *
@@ -25,7 +26,7 @@
  * after every record the old one handled, so a record may be handled again
  * only when every earlier handling of it was in an unclean episode (lost,
  * revoke commit failed, rebalance failed, loop ended with an error): that is
- * checked record by record. Duplicates are therefore at most the records
+ * checked offset by offset. Duplicates are therefore at most the records
  * handled in unclean episodes, the figure printed as the bound.
  */
 #include "soak.h"
