@@ -112,7 +112,12 @@ KSAFE_EXTERN void ksafe_test_records_free(ksafe_test_records *rs);
  * (ksafe_test_cluster_producer_options()): key "key-<i % 16>", value
  * "value-<i>", i from 0, partitioned by key. Waits for every delivery
  * report (30 s at most) and adds each delivered record, with its
- * partition and offset, to `produced` (may be NULL).
+ * partition and offset, to `produced` (may be NULL). On the embedded
+ * cluster it sends one request at a time: that cluster does not check an
+ * idempotent producer's sequence numbers, and with more in flight a batch
+ * refused by an injected error can be acknowledged by the next one's
+ * success without being written (a record acknowledged without an offset
+ * is reported undelivered).
  * Errors: KSAFE_EINVAL, KSAFE_EUNDELIVERED (a record was not delivered:
  * the message names it and the broker's error; the delivered ones are in
  * `produced`), and those of ksafe_producer_new() and _send().
@@ -248,8 +253,12 @@ KSAFE_EXTERN int ksafe_test_fail_commits(ksafe_test_cluster *tc, size_t count,
 
 /**
  * Makes the next `count` Produce requests fail with `code` (e.g.
- * RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, _REQUEST_TIMED_OUT).
- * Errors: as ksafe_test_fail_commits().
+ * RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, _REQUEST_TIMED_OUT). A
+ * producer of your own under these faults should send one request at a
+ * time (max_in_flight 1), as ksafe_test_produce() does: the embedded
+ * cluster takes the batch after a refused one where Kafka would refuse it
+ * as out of order, and librdkafka then counts the refused records as
+ * delivered. Errors: as ksafe_test_fail_commits().
  */
 KSAFE_EXTERN int ksafe_test_fail_produces(ksafe_test_cluster *tc, size_t count,
                                           rd_kafka_resp_err_t code,
