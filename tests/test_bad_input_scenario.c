@@ -125,6 +125,8 @@ START_TEST(scenario_data_and_waits_bad_input)
     BAD(KSAFE_EINVAL, "out", ksafe_test_cluster_new_brokers(NULL, 3, E));
     BAD(KSAFE_EINVAL, "broker_count",
         ksafe_test_cluster_new_brokers(&real, 17, E));
+    BAD(KSAFE_EINVAL, "broker_count is 0",
+        ksafe_test_cluster_new_brokers(&real, 0, E));
     ck_assert_ptr_null(real);
     ksafe_consumer_free(c);
     ksafe_test_records_free(rs);
