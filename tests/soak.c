@@ -73,6 +73,33 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* A whole decimal number or nothing: "12x", "" and "-1" are refused, never read
+ * as 0 (a typo in a seed must not replay another schedule). */
+static int parse_u64(const char *v, uint64_t *out)
+{
+    char *end;
+    unsigned long long n;
+
+    if (!v || *v < '0' || *v > '9')
+        return -1;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int parse_int(const char *v, int *out)
+{
+    uint64_t n;
+
+    if (parse_u64(v, &n) || n > 1000000000u)
+        return -1;
+    *out = (int)n;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, args *a)
 {
     const char *env = getenv("KSAFE_SOAK_SEED");
@@ -82,10 +109,15 @@ static int parse_args(int argc, char **argv, args *a)
     a->rate = 300;
     a->members = 3;
     a->verbose = 0;
-    a->seed = env && *env ? strtoull(env, NULL, 10)
-                          : ((uint64_t)time(NULL) << 16) ^ (uint64_t)getpid();
+    a->seed = ((uint64_t)time(NULL) << 16) ^ (uint64_t)getpid();
+    if (env && *env && parse_u64(env, &a->seed)) {
+        fprintf(stderr, "soak: KSAFE_SOAK_SEED=\"%s\" is not a decimal seed\n",
+                env);
+        return -1;
+    }
     for (i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad;
         if (!strcmp(argv[i], "--verbose")) {
             a->verbose = 1;
             continue;
@@ -93,15 +125,19 @@ static int parse_args(int argc, char **argv, args *a)
         if (!v)
             goto usage;
         if (!strcmp(argv[i], "--seconds"))
-            a->seconds = atoi(v);
+            bad = parse_int(v, &a->seconds);
         else if (!strcmp(argv[i], "--rate"))
-            a->rate = atoi(v);
+            bad = parse_int(v, &a->rate);
         else if (!strcmp(argv[i], "--members"))
-            a->members = atoi(v);
+            bad = parse_int(v, &a->members);
         else if (!strcmp(argv[i], "--seed"))
-            a->seed = strtoull(v, NULL, 10);
+            bad = parse_u64(v, &a->seed);
         else
             goto usage;
+        if (bad) {
+            fprintf(stderr, "soak: %s \"%s\" is not a whole number\n", argv[i], v);
+            goto usage;
+        }
         i++;
     }
     if (a->seconds >= 10 && a->rate >= 1 && a->rate <= 100000 &&
