@@ -25,6 +25,8 @@ typedef struct member {
 
 static atomic_int kit_err_lines;
 static char kit_last_err[512];
+static char kit_last_warn[512]; /* the last warning, for failure messages */
+static atomic_int kit_revoke_refused; /* "commit on revoke" warnings */
 
 static inline void kit_log(int level, const char *fac, const char *msg, void *p)
 {
@@ -34,6 +36,10 @@ static inline void kit_log(int level, const char *fac, const char *msg, void *p)
     if (level <= KSAFE_LOG_ERR) {
         atomic_fetch_add(&kit_err_lines, 1);
         snprintf(kit_last_err, sizeof(kit_last_err), "%s: %s", fac, msg);
+    } else if (level == KSAFE_LOG_WARNING) {
+        snprintf(kit_last_warn, sizeof(kit_last_warn), "%s: %s", fac, msg);
+        if (!strcmp(fac, "REVOKE"))
+            atomic_fetch_add(&kit_revoke_refused, 1);
     }
 }
 
