@@ -9,11 +9,12 @@
 int ksafe__cwin_init(ksafe__cwin *w, size_t cap)
 {
     w->off = cap ? malloc(cap * sizeof *w->off) : NULL;
+    w->item = cap ? malloc(cap * sizeof *w->item) : NULL;
     w->done = cap ? malloc(cap) : NULL;
     w->head = w->len = 0;
     w->cap = cap;
     w->position = -1;
-    if (w->off && w->done)
+    if (w->off && w->item && w->done)
         return 0;
     ksafe__cwin_free(w);
     return KSAFE__CWIN_NOMEM;
@@ -22,8 +23,10 @@ int ksafe__cwin_init(ksafe__cwin *w, size_t cap)
 void ksafe__cwin_free(ksafe__cwin *w)
 {
     free(w->off);
+    free(w->item);
     free(w->done);
     w->off = NULL;
+    w->item = NULL;
     w->done = NULL;
     w->head = w->len = w->cap = 0;
     w->position = -1;
@@ -35,7 +38,7 @@ static size_t slot(const ksafe__cwin *w, size_t i)
     return s >= w->cap ? s - w->cap : s;
 }
 
-int ksafe__cwin_add(ksafe__cwin *w, int64_t offset)
+int ksafe__cwin_add(ksafe__cwin *w, int64_t offset, void *item)
 {
     size_t s;
 
@@ -46,12 +49,14 @@ int ksafe__cwin_add(ksafe__cwin *w, int64_t offset)
         return KSAFE__CWIN_ORDER;
     s = slot(w, w->len);
     w->off[s] = offset;
+    w->item[s] = item;
     w->done[s] = 0;
     w->len++;
     return 0;
 }
 
-int ksafe__cwin_complete(ksafe__cwin *w, int64_t offset)
+int ksafe__cwin_complete(ksafe__cwin *w, int64_t offset,
+                         ksafe__cwin_passed_fn passed, void *arg)
 {
     size_t lo = 0, hi = w->len, s;
     int moved = 0;
@@ -70,10 +75,13 @@ int ksafe__cwin_complete(ksafe__cwin *w, int64_t offset)
         return KSAFE__CWIN_UNKNOWN;
     w->done[s] = 1;
     while (w->len && w->done[w->head]) {
+        void *it = w->item[w->head];
         w->position = w->off[w->head] + 1;
         w->head = slot(w, 1);
         w->len--;
         moved = 1;
+        if (passed)
+            passed(it, !w->len || !w->done[w->head], arg);
     }
     return moved;
 }
@@ -93,8 +101,14 @@ int64_t ksafe__cwin_oldest(const ksafe__cwin *w)
     return w->len ? w->off[w->head] : -1;
 }
 
-void ksafe__cwin_reset(ksafe__cwin *w)
+void ksafe__cwin_reset(ksafe__cwin *w, ksafe__cwin_forget_fn forget,
+                       void *arg)
 {
+    size_t i;
+
+    if (forget)
+        for (i = 0; i < w->len; i++)
+            forget(w->item[slot(w, i)], w->done[slot(w, i)], arg);
     w->head = w->len = 0;
     w->position = -1;
 }
