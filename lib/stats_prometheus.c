@@ -255,10 +255,10 @@ static void client_state(text *t, const ksafe_stats *st, const char *name,
 
 static void render_client(text *t, const ksafe_stats *st)
 {
-    client_value(t, st, "ksafe_client_queue_messages", "gauge",
+    client_value(t, st, "ksafe_producer_queue_messages", "gauge",
                  "Records in the producer queue (librdkafka msg_cnt).",
                  st->queue_messages, 0, 1, 0);
-    client_value(t, st, "ksafe_client_queue_bytes", "gauge",
+    client_value(t, st, "ksafe_producer_queue_bytes", "gauge",
                  "Bytes of the records in the producer queue (msg_size).",
                  st->queue_bytes, 0, 1, 0);
     client_value(t, st, "ksafe_client_requests_in_flight", "gauge",
