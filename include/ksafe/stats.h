@@ -51,7 +51,7 @@ typedef struct ksafe_stats_broker {
     int64_t reserved[4];   /**< for future fields; zero */
 } ksafe_stats_broker;
 
-/** One partition of a topic the client knows (`topics.<t>.partitions`);
+/** One partition of a topic the client knows (`topics.TOPIC.partitions`);
  * librdkafka's internal partition -1 is left out. */
 typedef struct ksafe_stats_partition {
     const char *topic;         /**< the topic; never NULL */
