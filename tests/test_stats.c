@@ -363,6 +363,8 @@ START_TEST(garbage_is_refused)
     doc[len / 2] = '\0';
     refused(doc, len);
     free(doc);
+    ck_assert_int_eq(ksafe_stats_parse(&st, "{", 1, NULL), KSAFE_EINVAL);
+    ck_assert_ptr_null(st);
     ck_assert_int_eq(ksafe_stats_parse(NULL, "{}", 2, &err), KSAFE_EINVAL);
     ck_assert_int_eq(ksafe_stats_parse(&st, NULL, 0, &err), KSAFE_EINVAL);
     ck_assert_ptr_null(st);
