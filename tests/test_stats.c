@@ -423,6 +423,57 @@ START_TEST(options_are_checked)
 }
 END_TEST
 
+typedef struct lines {
+    int stats_warnings;
+} lines;
+
+static void count_lines(int level, const char *fac, const char *msg,
+                        void *payload)
+{
+    lines *l = payload;
+
+    if (level <= KSAFE_LOG_WARNING && strcmp(fac, "STATS") == 0 &&
+        strstr(msg, "on_stats is NULL"))
+        l->stats_warnings++;
+}
+
+/* The interval reaches librdkafka only with a callback to receive the
+ * documents; without one, a warning says nothing is collected. */
+START_TEST(interval_reaches_librdkafka)
+{
+    static const struct {
+        int interval;
+        ksafe_stats_cb cb;
+        const char *conf;
+        int warnings;
+    } cases[] = {
+        {1000, no_stats, "1000", 0},
+        {1000, NULL, "0", 1},
+        {0, NULL, "0", 0},
+    };
+    ksafe_consumer_options o = KSAFE_CONSUMER_OPTIONS_INIT;
+    ksafe_consumer *c;
+    ksafe_error err;
+    lines l = {0};
+    char value[32];
+    size_t n = sizeof(value);
+
+    o.bootstrap_servers = "127.0.0.1:9";
+    o.group_id = "g";
+    o.statistics_interval_ms = cases[_i].interval;
+    o.on_stats = cases[_i].cb;
+    o.log_cb = count_lines;
+    o.log_payload = &l;
+    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
+    ck_assert_int_eq(rd_kafka_conf_get(rd_kafka_conf(ksafe_consumer_rdkafka(c)),
+                                       "statistics.interval.ms", value, &n),
+                     RD_KAFKA_CONF_OK);
+    ck_assert_str_eq(value, cases[_i].conf);
+    ck_assert_int_eq(l.stats_warnings, cases[_i].warnings);
+    ksafe_consumer_free(c);
+}
+END_TEST
+
 START_TEST(json_config_sets_the_interval)
 {
     ksafe_consumer_options o;
@@ -481,6 +532,7 @@ static Suite *stats_suite(void)
     tc_case = tcase_create("options");
     tcase_add_test(tc_case, options_are_checked);
     tcase_add_test(tc_case, json_config_sets_the_interval);
+    tcase_add_loop_test(tc_case, interval_reaches_librdkafka, 0, 3);
     suite_add_tcase(s, tc_case);
     return s;
 }
