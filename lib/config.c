@@ -106,6 +106,7 @@ static const field consumer_fields[] = {
     CO("heartbeat_interval_ms", K_INT, heartbeat_interval_ms, NULL),
     CO("max_poll_interval_ms", K_INT, max_poll_interval_ms, NULL),
     CO("group_protocol", K_ENUM, group_protocol, group_protocol_names),
+    CO("statistics_interval_ms", K_INT, statistics_interval_ms, NULL),
     END_FIELDS,
 };
 

@@ -2,7 +2,7 @@
  * lib/consumer.c - the safe consumer: creation, subscribe, poll, seek,
  * release. Options and their validation live in consumer_options.c,
  * marking and commits in consumer_offsets.c, the rebalance callback in
- * consumer_rebalance.c, close and its librdkafka workarounds in
+ * consumer_rebalance.c, statistics in consumer_stats.c, close and its librdkafka workarounds in
  * consumer_close.c.
  */
 #include <stdio.h>
@@ -31,6 +31,7 @@ static void consumer_destroy(ksafe_consumer *c)
         return;
     }
     ksafe__client_release(&c->cl);
+    free(c->group_id);
     free(c);
 }
 
@@ -73,6 +74,7 @@ int ksafe_consumer_new(ksafe_consumer **out, const ksafe_consumer_options *opts,
     conf = rd_kafka_conf_new();
     if ((rc = ksafe__client_conf(&v, conf, err)) ||
         (rc = ksafe__consumer_conf(opts, conf, err)) ||
+        (rc = ksafe__consumer_stats_conf(c, opts, conf, err)) ||
         (rc = ksafe__client_conf_raw(&c->cl, &v, conf, err))) {
         rd_kafka_conf_destroy(conf);
         consumer_destroy(c);

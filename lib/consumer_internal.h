@@ -3,7 +3,8 @@
  * consumer.c (life cycle, poll, seek), consumer_options.c (preset,
  * validation, properties, static membership ids), consumer_positions.c (positions and
  * marking), consumer_offsets.c (commits, commit policy),
- * consumer_rebalance.c (the rebalance callback),
+ * consumer_rebalance.c (the rebalance callback), consumer_stats.c
+ * (statistics for on_stats),
  * consumer_close.c (close and its librdkafka workarounds).
  *
  * Everything here is touched only by the thread that polls: rebalance and
@@ -47,6 +48,12 @@ struct ksafe_consumer {
     ksafe_partitions_cb on_revoked;
     ksafe_partitions_cb on_lost;
     void *rebalance_payload;
+
+    /* Statistics (consumer_stats.c): on_stats NULL when off. */
+    ksafe_stats_cb on_stats;
+    void *stats_payload;
+    char *group_id;       /* copy, for ksafe_stats::group_id */
+    int stats_warned;     /* a document that did not parse was logged */
 
     /*
      * For the loop built on this consumer: called on revoke (lost = 0)
@@ -232,6 +239,18 @@ void ksafe__consumer_commits_assigned(ksafe_consumer *c);
  * next assignment when the group rejoins after this revoke. */
 void ksafe__consumer_commits_revoking(ksafe_consumer *c, int cooperative,
                                       int lost);
+
+/* ---- consumer_stats.c -------------------------------------------------- */
+
+/* Enables statistics on `conf` when the options ask for them, and keeps
+ * the callback in `c`; logs the interval set without a callback. */
+int ksafe__consumer_stats_conf(ksafe_consumer *c,
+                               const ksafe_consumer_options *o,
+                               rd_kafka_conf_t *conf, ksafe_error *err);
+
+/* Fills ksafe's positions (marked_offset, processed_lag, assigned) and the
+ * group id into parsed stats of this consumer. */
+void ksafe__consumer_stats_fill(ksafe_consumer *c, ksafe_stats *st);
 
 /* ---- consumer_close.c -------------------------------------------------- */
 

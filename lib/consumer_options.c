@@ -60,6 +60,15 @@ static int check_raw_group_keys(const ksafe_consumer_options *o,
                                     "group_protocol field, which decides "
                                     "which other options apply",
                                     p[1]);
+        /* Without ksafe's callback librdkafka's documents would pile up
+         * unread in the consumer's queue. */
+        if (strcmp(p[0], "statistics.interval.ms") == 0)
+            return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                    "rdkafka_properties sets "
+                                    "statistics.interval.ms=%s: use the "
+                                    "typed statistics_interval_ms field "
+                                    "with on_stats, which receives them",
+                                    p[1]);
         /* librdkafka takes it under the classic protocol and ignores it. */
         if (o->group_protocol != KSAFE_GROUP_PROTOCOL_CONSUMER &&
             strcmp(p[0], "group.remote.assignor") == 0)
@@ -134,6 +143,43 @@ static int check_kip848(const ksafe_consumer_options *o, ksafe_error *err)
     return 0;
 }
 
+/* Each document is parsed on the polling thread: more often than this,
+ * statistics would become the consumer's main work. */
+#define STATS_INTERVAL_MIN_MS 100
+#define STATS_INTERVAL_MAX_MS 86400000 /* librdkafka's limit */
+
+static int check_stats(const ksafe_consumer_options *o, ksafe_error *err)
+{
+    int ms = o->statistics_interval_ms;
+
+    if (ms < 0)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "statistics_interval_ms is %d: use 0 for "
+                                "no statistics, or an interval of %d..%d ms",
+                                ms, STATS_INTERVAL_MIN_MS,
+                                STATS_INTERVAL_MAX_MS);
+    if (ms > 0 && ms < STATS_INTERVAL_MIN_MS)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "statistics_interval_ms is %d, below %d ms: "
+                                "each document is parsed on the polling "
+                                "thread, so statistics would crowd out the "
+                                "records (0 turns them off)",
+                                ms, STATS_INTERVAL_MIN_MS);
+    if (ms > STATS_INTERVAL_MAX_MS)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "statistics_interval_ms is %d, above "
+                                "librdkafka's limit of %d (a day)",
+                                ms, STATS_INTERVAL_MAX_MS);
+    if (o->on_stats && !ms)
+        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
+                                "on_stats is set but statistics_interval_ms "
+                                "is 0: it would never be called (set an "
+                                "interval of %d..%d ms)",
+                                STATS_INTERVAL_MIN_MS,
+                                STATS_INTERVAL_MAX_MS);
+    return 0;
+}
+
 int ksafe_consumer_options_validate(const ksafe_consumer_options *o,
                                     ksafe_error *err)
 {
@@ -184,6 +230,8 @@ int ksafe_consumer_options_validate(const ksafe_consumer_options *o,
                                 "group_protocol %d is not a "
                                 "ksafe_group_protocol value",
                                 (int)o->group_protocol);
+    if ((rc = check_stats(o, err)))
+        return rc;
     if (o->group_protocol == KSAFE_GROUP_PROTOCOL_CONSUMER)
         return check_kip848(o, err);
     if ((rc = ksafe__check_range(err, "session_timeout_ms", o->session_timeout_ms, 1,

@@ -17,6 +17,7 @@
 #include "common.h"
 #include "error.h"
 #include "options.h"
+#include "stats.h"
 
 KSAFE_BEGIN_DECLS
 
@@ -100,6 +101,19 @@ typedef void (*ksafe_partitions_cb)(
     ksafe_consumer *c, const rd_kafka_topic_partition_list_t *partitions,
     void *payload);
 
+/**
+ * Statistics hook: librdkafka's statistics of this consumer, typed, every
+ * statistics_interval_ms, with ksafe's processed positions
+ * (ksafe_stats_partition::marked_offset, processed_lag) and the group id
+ * filled in. Runs on the thread that polls, inside ksafe_consumer_poll()
+ * (or the loop, or ksafe_consumer_close()); `stats` is borrowed for the
+ * call: copy what you keep, or render it at once with
+ * ksafe_stats_prometheus(). A document librdkafka sends that does not
+ * parse is logged (warning) and skipped.
+ */
+typedef void (*ksafe_stats_cb)(ksafe_consumer *c, const ksafe_stats *stats,
+                               void *payload);
+
 /** @def KSAFE_CONSUMER_OPTIONS_VERSION
  * The version of ksafe_consumer_options these headers define. */
 /** @def KSAFE_CONSUMER_OPTIONS_INIT
@@ -129,13 +143,22 @@ typedef struct ksafe_consumer_options {
     ksafe_partitions_cb on_lost;       /**< nothing is committed for these */
     void *rebalance_payload;
     ksafe_group_protocol group_protocol; /**< default CLASSIC */
+    /**
+     * librdkafka's statistics.interval.ms: how often on_stats receives the
+     * statistics. 0 (default): off; otherwise 100..86400000. Without
+     * on_stats nothing is collected (ksafe_consumer_new() logs a warning):
+     * a JSON configuration sets the interval, code sets the callback.
+     */
+    int statistics_interval_ms;
+    ksafe_stats_cb on_stats; /**< requires statistics_interval_ms */
+    void *stats_payload;     /**< passed to on_stats */
 } ksafe_consumer_options;
 
 #define KSAFE_CONSUMER_OPTIONS_INIT                                          \
     { KSAFE_CONSUMER_OPTIONS_VERSION, KSAFE_CLIENT_OPTIONS_INIT_VALUES,      \
       NULL, NULL, KSAFE_OFFSET_RESET_EARLIEST,                               \
       KSAFE_ASSIGN_COOPERATIVE_STICKY, 45000, 3000, 300000, NULL, NULL,      \
-      NULL, NULL, KSAFE_GROUP_PROTOCOL_CLASSIC }
+      NULL, NULL, KSAFE_GROUP_PROTOCOL_CLASSIC, 0, NULL, NULL }
 
 /** Sets `opts` to the safe preset of `version`. */
 KSAFE_EXTERN int ksafe_consumer_options_init(ksafe_consumer_options *opts,

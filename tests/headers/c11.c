@@ -1,6 +1,7 @@
 /* Compiled with -std=c11 -pedantic -Werror: the public headers must not
  * trip a user's strict compiler. */
 #include <ksafe/ksafe.h>
+#include <ksafe/stats.h>
 
 int ksafe_header_check_c11(void);
 int ksafe_header_check_c11(void)
@@ -12,5 +13,6 @@ int ksafe_header_check_c11(void)
     ksafe_dedup_sqlite_options ds = KSAFE_DEDUP_SQLITE_OPTIONS_INIT;
     ksafe_dedup_pg_options dp = KSAFE_DEDUP_PG_OPTIONS_INIT;
     return (int)p.version + (int)c.version + (int)r.partition +
-           (int)dm.version + (int)ds.version + (int)dp.version;
+           (int)dm.version + (int)ds.version + (int)dp.version +
+           ksafe_stats_known(KSAFE_STATS_UNKNOWN);
 }
