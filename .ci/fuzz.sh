@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${KSAFE_FUZZ_SECONDS:-60}
 seed=${KSAFE_FUZZ_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}
-targets="config dedup_key"
+targets="config dedup_key stats"
 
 bash .ci/deps.sh
 if [ ! -f build-fuzz/build.ninja ]; then

@@ -34,6 +34,7 @@
 #include "producer.h"
 #include "txn.h"
 #include "consumer.h"
+#include "stats.h"
 #include "config.h"
 #include "loop.h"
 #include "mock.h"
