@@ -31,7 +31,27 @@ typedef struct ksafe__msg {
     void *user_opaque;
     uint64_t seq;      /* send order, to restore it after a fatal error */
     ksafe__sync *sync; /* NULL for ksafe_producer_send() */
+    atomic_uint_least32_t next_free; /* pool index of the next free one */
+    uint32_t index;    /* its pool index; 0: from the heap */
 } ksafe__msg;
+
+/*
+ * The wrappers, from chunks that live as long as the producer: a send takes
+ * one and its report gives it back, without a heap allocation per record
+ * (malloc's slow path, as a million wrappers are outstanding at once, was
+ * the largest cost ksafe added over raw librdkafka). The free list is a
+ * lock-free stack of indexes whose head carries a generation count, so a
+ * wrapper taken and given back between a pop's read and its swap cannot
+ * fool it (the ABA problem); sends and reports may run on any threads.
+ */
+#define KSAFE__POOL_CHUNK 4096
+#define KSAFE__POOL_CHUNKS 1024 /* 4 M wrappers; beyond, the heap */
+typedef struct ksafe__msg_pool {
+    _Atomic uint64_t head;    /* generation << 32 | index (0: empty) */
+    pthread_mutex_t grow;     /* serialises adding chunks */
+    ksafe__msg *chunks[KSAFE__POOL_CHUNKS];
+    atomic_size_t n_chunks;
+} ksafe__msg_pool;
 
 /* A record held back after a fatal error, owned copies of everything. */
 typedef struct ksafe__rescued {
@@ -72,6 +92,7 @@ struct ksafe_producer {
     /* Records librdkafka has and has not reported yet (any instance). */
     atomic_uint_fast64_t pending;
     atomic_uint_fast64_t next_seq;
+    ksafe__msg_pool *pool;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;
     size_t n_rescued;
@@ -97,6 +118,14 @@ void ksafe__producer_unwatched_failure(ksafe_producer *p, const char *topic,
 /* Reports a held record failed with `e` and frees it. */
 void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
                                     const ksafe_error *e);
+
+/* ---- producer_msg.c ------------------------------------------------------ */
+
+ksafe__msg_pool *ksafe__msg_pool_new(void);
+void ksafe__msg_pool_free(ksafe__msg_pool *pool);
+/* A zeroed wrapper, or NULL when memory ran out. */
+ksafe__msg *ksafe__msg_get(ksafe__msg_pool *pool);
+void ksafe__msg_put(ksafe__msg_pool *pool, ksafe__msg *w);
 
 /* ---- producer.c ---------------------------------------------------------- */
 

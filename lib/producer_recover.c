@@ -133,7 +133,7 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
             }
             free(hv);
         } else {
-            ksafe__msg *w = calloc(1, sizeof(*w));
+            ksafe__msg *w = ksafe__msg_get(p->pool);
             rd_kafka_headers_t *h = r->headers;
 
             r->headers = NULL; /* produce takes or destroys it */
@@ -152,7 +152,7 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
                         r->has_key ? r->key : NULL, r->key_len,
                         r->has_value ? r->value : NULL, r->value_len, h,
                         r->timestamp_ms, w, &e)) {
-                    free(w);
+                    ksafe__msg_put(p->pool, w);
                     ksafe__producer_report_rescued(p, r, &e);
                 } else {
                     ksafe__rescued_free(r);

@@ -113,10 +113,10 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
         atomic_fetch_sub(&p->pending, 1);
     if (w && w->sync) {
         finish_sync(p, w->sync, m, fatal);
-        free(w);
+        ksafe__msg_put(p->pool, w);
         return;
     }
-    free(w);
+    ksafe__msg_put(p->pool, w);
     /* After a fatal error an unacknowledged record is held for recover
      * instead of being reported: its bytes are only available now. */
     if (fatal && !atomic_load(&p->closed) && rescue(p, m, user_opaque, seq))

@@ -18,7 +18,8 @@
  *
  *   meson test -C build --benchmark bench-producer   (or run the binary)
  *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (5),
- *        KSAFE_BENCH_JSON=path or --json path: results as JSON
+ *        KSAFE_BENCH_JSON=path or --json path: results as JSON,
+ *        KSAFE_BENCH_ONLY=ksafe|raw runs one contender (for a profiler)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,18 @@ int main(int argc, char **argv)
     printf("%-6s %12s %12s %8s %20s %8s %20s %8s\n", "round", "ksafe rec/s",
            "raw rec/s", "ratio", "proc ksafe/raw", "ratio", "thread ksafe/raw",
            "ratio");
+    if (getenv("KSAFE_BENCH_ONLY")) {
+        int raw = strcmp(getenv("KSAFE_BENCH_ONLY"), "raw") == 0;
+        for (i = 0; i < rounds; i++) {
+            result a = raw ? run_raw(bootstrap, topic, n)
+                           : run_ksafe(bootstrap, topic, n);
+            printf("%s: %.0f rec/s, %.0f ns/rec process CPU\n",
+                   raw ? "raw" : "ksafe", n / a.seconds,
+                   1e9 * a.cpu_process / n);
+        }
+        ksafe_mock_cluster_free(mc);
+        return 0;
+    }
     for (i = 0; i < rounds; i++) {
         result a, b;
         if (i % 2 == 0) {
