@@ -5,7 +5,11 @@
  * the head: eviction for capacity and for age are both "pop the head", O(1).
  * An open-addressing table (linear probing, at most half full) maps a key's
  * 64-bit hash to its ring slot; deletion shifts later entries back instead
- * of leaving tombstones, so lookups never slow down over time. A
+ * of leaving tombstones, so lookups never slow down over time. Each table
+ * slot carries the low 32 bits of its key's hash beside the ring position:
+ * the probe compares those and its home slot follows from them, so a
+ * lookup touches the ring (a cache miss in a large window) only for a
+ * likely match, and a deletion never does. A
  * transaction's entries are the ring's tail from the sequence number at
  * begin, which makes rollback "pop the tail"; the ring has room for one
  * transaction beyond capacity and commit evicts down to capacity, so a
@@ -17,7 +21,14 @@
 
 #include "dedup_internal.h"
 
-#define EMPTY UINT32_MAX
+#include <sys/mman.h>
+#include <time.h>
+
+/* A table slot: hash low 32 bits << 32 | ring position. */
+#define EMPTY UINT64_MAX
+#define SLOT(h, pos) (((uint64_t)(uint32_t)(h) << 32) | (uint32_t)(pos))
+#define SLOT_POS(v) ((uint32_t)(v))
+#define SLOT_HOME(m, v) ((size_t)((v) >> 32) & (m)->mask)
 #define MAX_CAPACITY ((size_t)1 << 30)
 /* New keys one transaction may add beyond capacity before old ones are
  * evicted early (and then not restored by a rollback). */
@@ -46,7 +57,7 @@ typedef struct mem_store {
     mem_entry *ring;
     unsigned char *slab; /* cap * key_bytes, when keys are kept */
     size_t key_bytes;
-    uint32_t *table;
+    uint64_t *table;
     size_t mask;
     size_t head, count;  /* count includes released (E_FREE) slots */
     uint64_t head_seq;   /* sequence number of ring[head] */
@@ -61,30 +72,49 @@ typedef struct mem_store {
     size_t n_offsets, cap_offsets;
 } mem_store;
 
+/* The coarse clock (a few ms of resolution, far finer than any useful
+ * age limit) costs a fraction of the precise one, and every claim and
+ * mark reads it. */
 static int64_t mono_clock(void *payload)
 {
+    struct timespec ts;
+
     KSAFE__UNUSED(payload);
-    return ksafe__now_ms();
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        return ksafe__now_ms();
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ring position `x` (< 2 * size) folded into the ring: no division on
+ * the hot path. */
+static size_t wrap(const mem_store *m, size_t x)
+{
+    return x >= m->size ? x - m->size : x;
 }
 
 static uint64_t seq_of(const mem_store *m, size_t pos)
 {
-    return m->head_seq + (uint64_t)((pos + m->size - m->head) % m->size);
+    return m->head_seq + (uint64_t)(pos >= m->head ? pos - m->head
+                                                   : pos + m->size - m->head);
 }
 
 /* Table slot holding the entry equal to key, or -1. */
 static long find(const mem_store *m, uint64_t h, const void *key, size_t len)
 {
-    size_t i = (size_t)h & m->mask;
+    size_t i = (size_t)(uint32_t)h & m->mask;
+    uint32_t tag = (uint32_t)h;
+    uint64_t v;
 
-    while (m->table[i] != EMPTY) {
-        uint32_t pos = m->table[i];
-        const mem_entry *e = &m->ring[pos];
-        if (e->hash == h &&
-            (!m->key_bytes ||
-             (e->key_len == len &&
-              !memcmp(m->slab + (size_t)pos * m->key_bytes, key, len))))
-            return (long)i;
+    while ((v = m->table[i]) != EMPTY) {
+        if ((uint32_t)(v >> 32) == tag) {
+            uint32_t pos = SLOT_POS(v);
+            const mem_entry *e = &m->ring[pos];
+            if (e->hash == h &&
+                (!m->key_bytes ||
+                 (e->key_len == len &&
+                  !memcmp(m->slab + (size_t)pos * m->key_bytes, key, len))))
+                return (long)i;
+        }
         i = (i + 1) & m->mask;
     }
     return -1;
@@ -99,7 +129,7 @@ static void table_delete(mem_store *m, size_t i)
         j = (j + 1) & m->mask;
         if (m->table[j] == EMPTY)
             break;
-        home = (size_t)m->ring[m->table[j]].hash & m->mask;
+        home = SLOT_HOME(m, m->table[j]);
         /* Move j back into the hole i unless its home lies after i (on the
          * way from i to j), where a lookup would never pass i. */
         if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
@@ -112,9 +142,9 @@ static void table_delete(mem_store *m, size_t i)
 
 static void remove_entry(mem_store *m, size_t pos)
 {
-    size_t i = (size_t)m->ring[pos].hash & m->mask;
+    size_t i = (size_t)(uint32_t)m->ring[pos].hash & m->mask;
 
-    while (m->table[i] != (uint32_t)pos)
+    while (SLOT_POS(m->table[i]) != (uint32_t)pos)
         i = (i + 1) & m->mask;
     table_delete(m, i);
     m->ring[pos].state = E_FREE;
@@ -127,7 +157,7 @@ static int pop_head(mem_store *m)
 
     if (live)
         remove_entry(m, m->head);
-    m->head = (m->head + 1) % m->size;
+    m->head = wrap(m, m->head + 1);
     m->count--;
     m->head_seq++;
     return live;
@@ -157,7 +187,7 @@ static void insert(mem_store *m, uint64_t h, const void *key, size_t len,
      * commit does, so a rollback gives back exactly what was there. */
     if (m->count == m->size)
         m->evicted += (uint64_t)pop_head(m);
-    pos = (m->head + m->count) % m->size;
+    pos = wrap(m, m->head + m->count);
     e = &m->ring[pos];
     e->hash = h;
     e->time_ms = now;
@@ -166,10 +196,10 @@ static void insert(mem_store *m, uint64_t h, const void *key, size_t len,
     if (m->key_bytes)
         memcpy(m->slab + pos * m->key_bytes, key, len);
     m->count++;
-    i = (size_t)h & m->mask;
+    i = (size_t)(uint32_t)h & m->mask;
     while (m->table[i] != EMPTY)
         i = (i + 1) & m->mask;
-    m->table[i] = (uint32_t)pos;
+    m->table[i] = SLOT(h, pos);
 }
 
 static int key_fits(const mem_store *m, size_t len, ksafe_error *err)
@@ -189,6 +219,30 @@ static int64_t now_and_expire(mem_store *m)
     if (m->ttl_ms > 0)
         m->expired += pop_older(m, now, m->ttl_ms);
     return now;
+}
+
+/*
+ * The table and the ring are touched at random: with 4 kB pages nearly
+ * every lookup in a large window also misses the TLB. Large arrays come
+ * from mmap, aligned so the kernel can back them with huge pages where it
+ * lets a process ask (transparent huge pages in "madvise" mode).
+ */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *big_alloc(size_t bytes)
+{
+    void *p;
+
+    if (bytes < 4 * HUGE_PAGE)
+        return calloc(1, bytes);
+    bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    if (posix_memalign(&p, HUGE_PAGE, bytes))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, bytes);
+    return p;
 }
 
 static int mem_begin(void *self, ksafe_error *err)
@@ -236,7 +290,7 @@ static int mem_mark(void *self, const void *key, size_t len, ksafe_error *err)
     h = ksafe__dedup_hash(key, len, m->seed);
     slot = find(m, h, key, len);
     if (slot >= 0)
-        m->ring[m->table[slot]].state = E_DONE;
+        m->ring[SLOT_POS(m->table[slot])].state = E_DONE;
     else
         insert(m, h, key, len, E_DONE, now);
     return 0;
@@ -254,13 +308,13 @@ static int mem_release(void *self, const void *key, size_t len,
         return rc;
     h = ksafe__dedup_hash(key, len, m->seed);
     slot = find(m, h, key, len);
-    if (slot >= 0 && seq_of(m, m->table[slot]) >= m->txn_seq)
-        remove_entry(m, m->table[slot]);
+    if (slot >= 0 && seq_of(m, SLOT_POS(m->table[slot])) >= m->txn_seq)
+        remove_entry(m, SLOT_POS(m->table[slot]));
     /* Usually the released claim is the newest entry: give its slot back
      * at once. An older one stays an E_FREE hole until it reaches the head,
      * so capacity counts it until then. */
     while (m->count > 0 &&
-           m->ring[(m->head + m->count - 1) % m->size].state == E_FREE &&
+           m->ring[wrap(m, m->head + m->count - 1)].state == E_FREE &&
            m->head_seq + m->count - 1 >= m->txn_seq)
         m->count--;
     return 0;
@@ -353,7 +407,7 @@ static int mem_rollback(void *self, ksafe_error *err)
 
     KSAFE__UNUSED(err);
     while (m->count > 0 && m->head_seq + m->count - 1 >= m->txn_seq) {
-        size_t tail = (m->head + m->count - 1) % m->size;
+        size_t tail = wrap(m, m->head + m->count - 1);
         if (m->ring[tail].state != E_FREE)
             remove_entry(m, tail);
         m->count--;
@@ -466,8 +520,8 @@ int ksafe_dedup_memory_new(ksafe_dedup_store **out,
     m->clock_payload = opts->clock_payload;
     m->seed = ksafe__dedup_seed();
     m->mask = tsize - 1;
-    m->ring = calloc(m->size, sizeof(*m->ring));
-    m->table = malloc(tsize * sizeof(*m->table));
+    m->ring = big_alloc(m->size * sizeof(*m->ring));
+    m->table = big_alloc(tsize * sizeof(*m->table));
     if (m->key_bytes)
         m->slab = malloc(m->size * m->key_bytes);
     if (!m->ring || !m->table || (m->key_bytes && !m->slab)) {
