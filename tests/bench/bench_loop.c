@@ -13,7 +13,8 @@
  * not measured either).
  *
  *   meson test -C build --benchmark bench-loop   (or run the binary)
- *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (5)
+ *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (5),
+ *        KSAFE_BENCH_JSON=path or --json path: results as JSON
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 #include <time.h>
 
 #include <ksafe/ksafe.h>
+
+#include "bench_json.h"
 
 #define PARTITIONS 32
 #define VALUE_SIZE 100
@@ -257,7 +260,7 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *env_n = getenv("KSAFE_BENCH_RECORDS");
     const char *env_r = getenv("KSAFE_BENCH_ROUNDS");
@@ -268,6 +271,7 @@ int main(void)
     ksafe_mock_cluster *mc;
     ksafe_error err;
     const char *bootstrap, *topic = "bench";
+    bench_json *js = bench_json_open("bench-loop", argc, argv);
 
     if (rounds < 1 || rounds > 16 || n < 1000)
         die("KSAFE_BENCH_ROUNDS 1..16, KSAFE_BENCH_RECORDS >= 1000", NULL);
@@ -279,6 +283,12 @@ int main(void)
            "%d B, commit every %d records or %d ms\n",
            ksafe_rdkafka_version(), PARTITIONS, n, VALUE_SIZE, COMMIT_EVERY,
            COMMIT_MS);
+    bench_json_setting(js, "records", (double)n);
+    bench_json_setting(js, "rounds", rounds);
+    bench_json_setting(js, "partitions", PARTITIONS);
+    bench_json_setting(js, "value_bytes", VALUE_SIZE);
+    bench_json_setting(js, "commit_every_records", COMMIT_EVERY);
+    bench_json_setting(js, "commit_interval_ms", COMMIT_MS);
     produce(bootstrap, topic, n);
     printf("raw = rd_kafka_offset_store() per record; raw-batched = last "
            "offset per partition stored before each commit\n");
@@ -319,6 +329,15 @@ int main(void)
                "%4.0f %4.0f %4.0f\n", i + 1, ks[i], rw[i], rb[i],
                100 * ratio[i], 100 * ratio_b[i], a.commits / a.seconds,
                cks[i], crw[i], crb[i]);
+        bench_json_round(js);
+        bench_json_round_set(js, "ksafe_rec_per_s", ks[i]);
+        bench_json_round_set(js, "raw_rec_per_s", rw[i]);
+        bench_json_round_set(js, "raw_batched_rec_per_s", rb[i]);
+        bench_json_round_set(js, "ratio", ratio[i]);
+        bench_json_round_set(js, "ratio_batched", ratio_b[i]);
+        bench_json_round_set(js, "ksafe_thread_cpu_ns_per_rec", cks[i]);
+        bench_json_round_set(js, "raw_thread_cpu_ns_per_rec", crw[i]);
+        bench_json_round_set(js, "raw_batched_thread_cpu_ns_per_rec", crb[i]);
     }
     qsort(ks, (size_t)rounds, sizeof(double), cmp);
     qsort(rw, (size_t)rounds, sizeof(double), cmp);
@@ -335,6 +354,15 @@ int main(void)
     printf("median polling-thread CPU per record: ksafe %.0f ns, raw %.0f ns, "
            "raw-batched %.0f ns\n",
            cks[rounds / 2], crw[rounds / 2], crb[rounds / 2]);
+    bench_json_median(js, "ksafe_rec_per_s", ks[rounds / 2]);
+    bench_json_median(js, "raw_rec_per_s", rw[rounds / 2]);
+    bench_json_median(js, "raw_batched_rec_per_s", rb[rounds / 2]);
+    bench_json_median(js, "ratio", ratio[rounds / 2]);
+    bench_json_median(js, "ratio_batched", ratio_b[rounds / 2]);
+    bench_json_median(js, "ksafe_thread_cpu_ns_per_rec", cks[rounds / 2]);
+    bench_json_median(js, "raw_thread_cpu_ns_per_rec", crw[rounds / 2]);
+    bench_json_median(js, "raw_batched_thread_cpu_ns_per_rec",
+                      crb[rounds / 2]);
     ksafe_mock_cluster_free(mc);
-    return 0;
+    return bench_json_close(js) ? 1 : 0;
 }
