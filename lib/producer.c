@@ -314,11 +314,12 @@ static int topic_legal(const char *t)
         ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
         ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
         ['Y'] = 1, ['Z'] = 1};
-    size_t n;
+    size_t n = 0;
 
-    for (n = 0; t[n]; n++)
-        if (!legal[(unsigned char)t[n]] || n >= KSAFE__TOPIC_MAX)
-            return 0;
+    while (legal[(unsigned char)t[n]]) /* '\0' is not legal */
+        n++;
+    if (t[n] || n > KSAFE__TOPIC_MAX)
+        return 0;
     return !(t[0] == '.' && (n == 1 || (n == 2 && t[1] == '.')));
 }
 
@@ -428,15 +429,13 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
             vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
             vu[n++].u.headers = hdrs;
         }
-        /* Counted before the record can be reported (another thread may
-         * serve its report before produceva returns), undone on failure. */
-        atomic_fetch_add(&p->pending, 1);
+        /* Counted (by next_seq above) before the record can be reported:
+         * another thread may serve its report before produceva returns. */
         if (p->transactional)
             atomic_fetch_add(&p->txn_records, 1);
         e = rd_kafka_produceva(p->cl.rk, vu, n);
         if (!e)
             return 0;
-        atomic_fetch_sub(&p->pending, 1);
         if (p->transactional)
             atomic_fetch_sub(&p->txn_records, 1);
         rerr = rd_kafka_error_code(e);
@@ -458,6 +457,7 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
         }
         break;
     }
+    atomic_fetch_add(&p->done, 1); /* refused: librdkafka does not hold it */
     if (hdrs)
         rd_kafka_headers_destroy(hdrs);
     if (rerr == RD_KAFKA_RESP_ERR__FATAL)

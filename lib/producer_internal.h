@@ -89,14 +89,27 @@ struct ksafe_producer {
      * close, which return their count. */
     atomic_uint_fast64_t unreported;
     atomic_uint_fast64_t handed_back;
-    /* Records librdkafka has and has not reported yet (any instance). */
-    atomic_uint_fast64_t pending;
+    /* Records handed to librdkafka (each attempt takes a sequence number)
+     * and records done with: reported, or refused by produce. Their
+     * difference is what librdkafka holds unreported (any instance), kept
+     * as two counters so a send pays one atomic operation, not two. */
     atomic_uint_fast64_t next_seq;
+    atomic_uint_fast64_t done;
     ksafe__msg_pool *pool;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;
     size_t n_rescued;
 };
+
+/* Records librdkafka has and has not reported yet. `done` is read first:
+ * every record's sequence number is taken before it can be done, so the
+ * difference never goes below the true count. */
+static inline uint64_t ksafe__producer_pending(ksafe_producer *p)
+{
+    uint64_t done = atomic_load(&p->done);
+
+    return atomic_load(&p->next_seq) - done;
+}
 
 /* ---- producer_report.c --------------------------------------------------- */
 

@@ -91,9 +91,9 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
     rd_kafka_purge(dead, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     deadline = ksafe__now_ms() + RECOVER_WAIT_MS;
     rd_kafka_poll(dead, 0);
-    while (atomic_load(&p->pending) > 0 && ksafe__now_ms() < deadline)
+    while (ksafe__producer_pending(p) > 0 && ksafe__now_ms() < deadline)
         rd_kafka_poll(dead, 50);
-    if ((missing = atomic_load(&p->pending)) > 0) {
+    if ((missing = ksafe__producer_pending(p)) > 0) {
         pthread_mutex_lock(&p->lock);
         n = p->n_rescued;
         pthread_mutex_unlock(&p->lock);

@@ -110,7 +110,7 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
     ksafe_error e;
 
     if (w)
-        atomic_fetch_sub(&p->pending, 1);
+        atomic_fetch_add(&p->done, 1);
     if (w && w->sync) {
         finish_sync(p, w->sync, m, fatal);
         ksafe__msg_put(p->pool, w);
@@ -270,6 +270,6 @@ int ksafe_producer_get_stats(ksafe_producer *p, ksafe_producer_stats *out,
     out->held = p->n_rescued;
     pthread_mutex_unlock(&p->lock);
     out->handed_back = atomic_load(&p->handed_back);
-    out->in_flight = atomic_load(&p->pending);
+    out->in_flight = ksafe__producer_pending(p);
     return 0;
 }
