@@ -391,7 +391,8 @@ static rd_kafka_headers_t *headers_from(const ksafe_record *r)
  * Hands one record to librdkafka, copying it, applying the queue-full
  * policy. `hdrs` is taken on success and destroyed on failure; `w` is
  * librdkafka's from success on (freed by the report), the caller's on
- * failure.
+ * failure; NULL `w` sends the sequence number as the opaque (see
+ * ksafe__msg).
  */
 int ksafe__producer_produce(ksafe_producer *p, const char *topic,
                             int32_t partition, const void *key,
@@ -402,8 +403,11 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
 {
     rd_kafka_resp_err_t rerr;
     int64_t deadline = 0;
+    uint64_t seq = atomic_fetch_add(&p->next_seq, 1);
+    void *opaque = w ? (void *)w : (void *)(uintptr_t)((seq << 1) | 1);
 
-    w->seq = atomic_fetch_add(&p->next_seq, 1);
+    if (w)
+        w->seq = seq;
     for (;;) {
         rd_kafka_vu_t vu[9];
         rd_kafka_error_t *e;
@@ -424,7 +428,7 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
         vu[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
         vu[n++].u.i64 = timestamp_ms;
         vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
-        vu[n++].u.ptr = w;
+        vu[n++].u.ptr = opaque;
         if (hdrs) {
             vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
             vu[n++].u.headers = hdrs;
@@ -491,9 +495,12 @@ int ksafe_producer_send(ksafe_producer *p, const ksafe_record *r,
 
     if ((rc = check_record(p, r, err)))
         return rc;
-    if (!(w = ksafe__msg_get(p->pool)))
+    if (KSAFE__MSG_TAGGABLE(r->opaque))
+        w = NULL;
+    else if (!(w = ksafe__msg_get(p->pool)))
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
-    w->user_opaque = r->opaque;
+    else
+        w->user_opaque = r->opaque;
     rc = ksafe__producer_produce(p, r->topic, r->partition, r->key,
                                  r->key_len, r->value, r->value_len,
                                  headers_from(r), r->timestamp_ms, w, err);

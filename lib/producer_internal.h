@@ -24,8 +24,12 @@ typedef struct ksafe__sync {
 } ksafe__sync;
 
 /*
- * librdkafka's per-message opaque is always one of these, so the user's
- * opaque survives untouched and a sync send can find its waiter.
+ * librdkafka's per-message opaque is one of these, so the user's opaque
+ * survives untouched and a sync send can find its waiter; or, for an
+ * async send without a user opaque, the send's sequence number itself,
+ * shifted left with bit 0 set (a wrapper's address is even). The report
+ * then reads no memory of ours: the wrapper, written a long queue ago,
+ * was a cache miss per record, the largest cost left over raw librdkafka.
  */
 typedef struct ksafe__msg {
     void *user_opaque;
@@ -131,6 +135,11 @@ void ksafe__producer_unwatched_failure(ksafe_producer *p, const char *topic,
 /* Reports a held record failed with `e` and frees it. */
 void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
                                     const ksafe_error *e);
+
+/* 1 when a record with this user opaque can go without a wrapper: there
+ * is nothing to keep but the sequence number, and it fits the pointer. */
+#define KSAFE__MSG_TAGGABLE(user_opaque)                                     \
+    ((user_opaque) == NULL && sizeof(uintptr_t) >= sizeof(uint64_t))
 
 /* ---- producer_msg.c ------------------------------------------------------ */
 

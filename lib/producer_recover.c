@@ -133,18 +133,20 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
             }
             free(hv);
         } else {
-            ksafe__msg *w = ksafe__msg_get(p->pool);
+            int tagged = KSAFE__MSG_TAGGABLE(r->opaque);
+            ksafe__msg *w = tagged ? NULL : ksafe__msg_get(p->pool);
             rd_kafka_headers_t *h = r->headers;
 
             r->headers = NULL; /* produce takes or destroys it */
-            if (!w) {
+            if (!tagged && !w) {
                 if (h)
                     rd_kafka_headers_destroy(h);
                 ksafe__error_set(&e, KSAFE_ENOMEM, 0, 0,
                                  "recover: out of memory re-sending");
                 ksafe__producer_report_rescued(p, r, &e);
             } else {
-                w->user_opaque = r->opaque;
+                if (w)
+                    w->user_opaque = r->opaque;
                 /* A record that cannot be queued again is reported failed
                  * with the reason: accounted for, not dropped. */
                 if (ksafe__producer_produce(

@@ -102,14 +102,15 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                            void *opaque)
 {
     ksafe_producer *p = opaque;
-    ksafe__msg *w = m->_private;
+    uintptr_t priv = (uintptr_t)m->_private;
+    ksafe__msg *w = priv & 1 ? NULL : m->_private;
     void *user_opaque = w ? w->user_opaque : NULL;
-    uint64_t seq = w ? w->seq : 0;
+    uint64_t seq = w ? w->seq : (uint64_t)(priv >> 1);
     int fatal = m->err && ksafe__producer_is_fatal(rk);
     ksafe_delivery d;
     ksafe_error e;
 
-    if (w)
+    if (priv)
         atomic_fetch_add(&p->done, 1);
     if (w && w->sync) {
         finish_sync(p, w->sync, m, fatal);
