@@ -19,7 +19,9 @@
  *   meson test -C build --benchmark bench-producer   (or run the binary)
  *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (5),
  *        KSAFE_BENCH_JSON=path or --json path: results as JSON,
- *        KSAFE_BENCH_ONLY=ksafe|raw runs one contender (for a profiler)
+ *        KSAFE_BENCH_ONLY=ksafe|raw runs one contender (for a profiler),
+ *        KSAFE_BENCH_OPAQUE=1 gives every record an opaque (both
+ *        contenders), which makes ksafe keep a wrapper per record
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,7 @@ static void settings_of(rd_kafka_t *rk, char *buf, size_t size)
 }
 
 static char ksafe_settings[2048], raw_settings[2048];
+static int with_opaque; /* KSAFE_BENCH_OPAQUE */
 
 /* ---- ksafe ------------------------------------------------------------- */
 
@@ -144,6 +147,7 @@ static result run_ksafe(const char *bootstrap, const char *topic, long n)
         rec.partition = (int32_t)(i % PARTITIONS);
         rec.value = value;
         rec.value_len = sizeof(value);
+        rec.opaque = with_opaque ? value : NULL;
         if (ksafe_producer_send(p, &rec, &err))
             die("ksafe send", err.message);
     }
@@ -209,6 +213,7 @@ static result run_raw(const char *bootstrap, const char *topic, long n)
                     RD_KAFKA_V_PARTITION((int32_t)(i % PARTITIONS)),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                     RD_KAFKA_V_VALUE(value, sizeof(value)),
+                    RD_KAFKA_V_OPAQUE(with_opaque ? value : NULL),
                     RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10); /* what ksafe's BLOCK policy does */
         if (e)
@@ -247,6 +252,8 @@ int main(int argc, char **argv)
     ksafe_error err;
     const char *bootstrap, *topic = "bench";
 
+    with_opaque = getenv("KSAFE_BENCH_OPAQUE") &&
+                  atoi(getenv("KSAFE_BENCH_OPAQUE"));
     if (rounds < 1 || rounds > 16 || n < 1000 || n > atol(QUEUE_MESSAGES))
         die("KSAFE_BENCH_ROUNDS 1..16, KSAFE_BENCH_RECORDS 1000.."
             QUEUE_MESSAGES, NULL);
@@ -256,8 +263,9 @@ int main(int argc, char **argv)
     bootstrap = ksafe_mock_cluster_bootstrap(mc);
     printf("librdkafka %s, 1 embedded broker, %d partitions, %ld records x "
            "%d B, acks=all, idempotence, delivery callback, poll(0) per "
-           "send\n",
-           ksafe_rdkafka_version(), PARTITIONS, n, VALUE_SIZE);
+           "send, %s\n",
+           ksafe_rdkafka_version(), PARTITIONS, n, VALUE_SIZE,
+           with_opaque ? "an opaque per record" : "no opaque");
     /* A warm-up round each, which also reads back the settings. */
     run_ksafe(bootstrap, topic, 1000);
     run_raw(bootstrap, topic, 1000);
@@ -271,6 +279,7 @@ int main(int argc, char **argv)
     bench_json_setting(js, "rounds", rounds);
     bench_json_setting(js, "partitions", PARTITIONS);
     bench_json_setting(js, "value_bytes", VALUE_SIZE);
+    bench_json_setting(js, "opaque_per_record", with_opaque);
     bench_json_setting_str(js, "rdkafka_settings", ksafe_settings);
     printf("CPU ns/record: process (all threads, broker included) and "
            "sending thread\n");
