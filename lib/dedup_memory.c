@@ -151,9 +151,23 @@ static void remove_entry(mem_store *m, size_t pos)
 }
 
 /* Drops the oldest slot; returns 1 when it held a key. */
+/* Evictions come in runs (commit pops down to capacity): the table slot
+ * of an entry a few places behind the head is fetched ahead, so the runs'
+ * cache misses overlap instead of queueing. */
+#define PREFETCH_AHEAD 8
+
 static int pop_head(mem_store *m)
 {
     int live = m->ring[m->head].state != E_FREE;
+
+#if defined(__GNUC__) || defined(__clang__)
+    if (m->count > PREFETCH_AHEAD)
+        __builtin_prefetch(
+            &m->table[(size_t)(uint32_t)m->ring[wrap(m, m->head +
+                                                        PREFETCH_AHEAD)]
+                          .hash &
+                      m->mask]);
+#endif
 
     if (live)
         remove_entry(m, m->head);
