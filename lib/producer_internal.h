@@ -141,6 +141,13 @@ void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
 #define KSAFE__MSG_TAGGABLE(user_opaque)                                     \
     ((user_opaque) == NULL && sizeof(uintptr_t) >= sizeof(uint64_t))
 
+/* ---- producer_options.c -------------------------------------------------- */
+
+extern const ksafe_producer_options ksafe__producer_preset;
+/* The preset's fixed properties, then the typed ones, into conf. */
+int ksafe__producer_conf(const ksafe_producer_options *o,
+                         rd_kafka_conf_t *conf, ksafe_error *err);
+
 /* ---- producer_msg.c ------------------------------------------------------ */
 
 ksafe__msg_pool *ksafe__msg_pool_new(void);
