@@ -15,6 +15,10 @@
  * transaction beyond capacity and commit evicts down to capacity, so a
  * rollback restores the window exactly.
  */
+/* mmap's MAP_ANONYMOUS, madvise's MADV_HUGEPAGE and CLOCK_MONOTONIC_COARSE
+ * are outside POSIX 2008, which the build asks for: without this they are
+ * undefined and the code that uses them is compiled out. */
+#define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +28,12 @@
 #include <sys/mman.h>
 #include <time.h>
 
-/* A table slot: hash low 32 bits << 32 | ring position. */
-#define EMPTY UINT64_MAX
-#define SLOT(h, pos) (((uint64_t)(uint32_t)(h) << 32) | (uint32_t)(pos))
-#define SLOT_POS(v) ((uint32_t)(v))
+/* A table slot: hash low 32 bits << 32 | ring position + 1. Zero is an
+ * empty slot, so a fresh table is the zero pages mmap gives, untouched
+ * until used. */
+#define EMPTY ((uint64_t)0)
+#define SLOT(h, pos) (((uint64_t)(uint32_t)(h) << 32) | (uint32_t)((pos) + 1))
+#define SLOT_POS(v) ((uint32_t)(v) - 1)
 #define SLOT_HOME(m, v) ((size_t)((v) >> 32) & (m)->mask)
 #define MAX_CAPACITY ((size_t)1 << 30)
 /* New keys one transaction may add beyond capacity before old ones are
@@ -72,15 +78,23 @@ typedef struct mem_store {
     size_t n_offsets, cap_offsets;
 } mem_store;
 
-/* The coarse clock (a few ms of resolution, far finer than any useful
- * age limit) costs a fraction of the precise one, and every claim and
- * mark reads it. */
+/* The coarse clock costs a fraction of the precise one, and every claim
+ * and mark reads it. Its resolution is the kernel's tick (4 ms on a
+ * 250 Hz kernel; clock_getres() tells), far finer than any useful age
+ * limit: an entry may outlive ttl_ms by up to one tick. Where the coarse
+ * clock does not exist, the precise one. */
+#ifdef CLOCK_MONOTONIC_COARSE
+#define MONO_CLOCK CLOCK_MONOTONIC_COARSE
+#else
+#define MONO_CLOCK CLOCK_MONOTONIC
+#endif
+
 static int64_t mono_clock(void *payload)
 {
     struct timespec ts;
 
     KSAFE__UNUSED(payload);
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+    if (clock_gettime(MONO_CLOCK, &ts) != 0)
         return ksafe__now_ms();
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -237,26 +251,57 @@ static int64_t now_and_expire(mem_store *m)
 
 /*
  * The table and the ring are touched at random: with 4 kB pages nearly
- * every lookup in a large window also misses the TLB. Large arrays come
- * from mmap, aligned so the kernel can back them with huge pages where it
- * lets a process ask (transparent huge pages in "madvise" mode).
+ * every lookup in a large window also misses the TLB. Large arrays are
+ * mapped (zero pages, resident only once written, so an empty store costs
+ * no memory), aligned to 2 MB and marked so the kernel can back them with
+ * huge pages where it lets a process ask (transparent huge pages in
+ * "madvise" mode, as well as "always"). Small ones come from calloc.
  */
 #define HUGE_PAGE ((size_t)2 << 20)
 
+static int big_mapped(size_t bytes)
+{
+    return bytes >= 4 * HUGE_PAGE;
+}
+
+static size_t big_length(size_t bytes)
+{
+    return (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
 static void *big_alloc(size_t bytes)
 {
-    void *p;
+    size_t len, lead;
+    unsigned char *p;
 
-    if (bytes < 4 * HUGE_PAGE)
+    if (!big_mapped(bytes))
         return calloc(1, bytes);
-    bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    if (posix_memalign(&p, HUGE_PAGE, bytes))
+    len = big_length(bytes);
+    /* Map one huge page more and trim both ends to an aligned run. */
+    p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return NULL;
+    lead = (HUGE_PAGE - ((uintptr_t)p & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
+    if (lead)
+        munmap(p, lead);
+    if (HUGE_PAGE - lead)
+        munmap(p + lead + len, HUGE_PAGE - lead);
+    p += lead;
 #ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE);
+    madvise(p, len, MADV_HUGEPAGE); /* advice: refusal changes nothing */
 #endif
-    memset(p, 0, bytes);
     return p;
+}
+
+static void big_free(void *p, size_t bytes)
+{
+    if (!p)
+        return;
+    if (big_mapped(bytes))
+        munmap(p, big_length(bytes));
+    else
+        free(p);
 }
 
 static int mem_begin(void *self, ksafe_error *err)
@@ -464,9 +509,9 @@ static void mem_close(void *self)
         free(m->offsets[i].topic);
     }
     free(m->offsets);
-    free(m->ring);
+    big_free(m->ring, m->size * sizeof(*m->ring));
     free(m->slab);
-    free(m->table);
+    big_free(m->table, (m->mask + 1) * sizeof(*m->table));
     free(m);
 }
 
@@ -494,7 +539,7 @@ int ksafe_dedup_memory_new(ksafe_dedup_store **out,
                            ksafe_error *err)
 {
     mem_store *m;
-    size_t tsize = 2, i;
+    size_t tsize = 2;
 
     if (!out)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "out is NULL");
@@ -544,7 +589,5 @@ int ksafe_dedup_memory_new(ksafe_dedup_store **out,
                                 "memory store: out of memory for %zu keys",
                                 opts->capacity);
     }
-    for (i = 0; i < tsize; i++)
-        m->table[i] = EMPTY;
     return ksafe_dedup_store_new(out, &mem_ops, m, err);
 }
