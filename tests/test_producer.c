@@ -64,6 +64,13 @@ static void *opaque_of(int i)
  * record) and reports are matched by their value "value-<i>" instead. */
 static int without_opaques;
 
+/* Checked fixture: every case starts with opaques, even after a case that
+ * set without_opaques failed before resetting it (CK_FORK=no). */
+static void with_opaques(void)
+{
+    without_opaques = 0;
+}
+
 /* The record index of a report without an opaque, from its value. */
 static int *slot_of_value(const ksafe_delivery *d)
 {
@@ -949,6 +956,88 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
 }
 END_TEST
 
+/* The order records were handed back in, by index ("value-<i>"). */
+typedef struct handback_order {
+    int n, bad;
+    int index[MAX_RECORDS];
+} handback_order;
+
+static void on_handback_in_order(const ksafe_record *rec,
+                                 const ksafe_error *error,
+                                 int possibly_delivered, void *payload)
+{
+    handback_order *h = payload;
+    char buf[32];
+    int i;
+
+    (void)possibly_delivered;
+    if (error->code != KSAFE_EFATAL || rec->value_len >= sizeof(buf) ||
+        h->n >= MAX_RECORDS) {
+        h->bad++;
+        return;
+    }
+    memcpy(buf, rec->value, rec->value_len);
+    buf[rec->value_len] = 0;
+    if (sscanf(buf, "value-%d", &i) != 1 ||
+        rec->opaque != (without_opaques ? NULL : opaque_of(i))) {
+        h->bad++;
+        return;
+    }
+    h->index[h->n++] = i;
+}
+
+/*
+ * One partition, with records in flight (the broker answers slowly) and
+ * more queued behind them when the fatal error strikes: librdkafka gives
+ * the two groups back separately, yet the hand-back comes in send order,
+ * which per-key order needs. _i 1: without opaques, where the order rides
+ * in librdkafka's opaque itself.
+ */
+START_TEST(fatal_error_hands_back_in_send_order)
+{
+    ksafe_mock_cluster *mc = fault_cluster("slowing the broker down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64];
+    static reports r;
+    static handback_order h;
+    size_t rescued = 0;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    memset(&h, 0, sizeof(h));
+    without_opaques = _i;
+    new_topic(topic, sizeof(topic), "fatal-order", 1);
+    producer_options(&o, &r);
+    o.linger_ms = 20;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    send_range(p, topic, 0, 5, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_ok(ksafe_mock_cluster_set_rtt(mc, 1, 3000, &err), err);
+    send_range(p, topic, 5, 40, KEYS);
+    nanosleep(&(struct timespec){0, 500000000}, NULL); /* sent: waiting
+                                                         for the slow answer */
+    send_range(p, topic, 40, 80, KEYS);
+    trigger_fatal(p);
+    ck_assert_int_eq(ksafe_producer_flush(p, 1000, &err), KSAFE_EFATAL);
+    ck_assert_ok(ksafe_producer_recover(p, KSAFE_RECOVER_HAND_BACK,
+                                        on_handback_in_order, &h, &rescued,
+                                        &err),
+                 err);
+    ck_assert_ok(ksafe_mock_cluster_set_rtt(mc, 1, 0, &err), err);
+    ck_assert_int_eq(h.bad, 0);
+    ck_assert_uint_eq(rescued, (size_t)h.n);
+    ck_assert_int_eq(r.delivered + h.n, 80);
+    for (i = 0; i < h.n; i++)
+        ck_assert_msg(h.index[i] == r.delivered + i,
+                      "hand-back %d is record %d, expected %d", i,
+                      h.index[i], r.delivered + i);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
+}
+END_TEST
+
 /* Every record a send accepted is in exactly one count. */
 static void assert_accounted(ksafe_producer *p, uint64_t sent)
 {
@@ -1397,6 +1486,10 @@ static Suite *producer_suite(void)
         {"fatal resend without opaques",
          fatal_error_then_resend_delivers_each_record_once, NULL},
         {"fatal hand back", fatal_error_then_hand_back_returns_each_record, NULL},
+        {"fatal hand-back order", fatal_error_hands_back_in_send_order,
+         TEST_EMBEDDED_ONLY},
+        {"fatal hand-back order without opaques",
+         fatal_error_hands_back_in_send_order, TEST_EMBEDDED_ONLY},
         {"fatal close", close_after_fatal_error_reports_held_records, NULL},
         {"no callback", failures_without_a_callback_are_logged_and_returned,
          TEST_EMBEDDED_ONLY},
@@ -1420,6 +1513,7 @@ static Suite *producer_suite(void)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *t = tcase_create(cases[i].name);
         tcase_set_timeout(t, 120);
+        tcase_add_checked_fixture(t, with_opaques, NULL);
         /* The second of two cases on one test runs it with _i = 1. */
         if (i > 0 && cases[i].test == cases[i - 1].test)
             tcase_add_loop_test(t, cases[i].test, 1, 2);
