@@ -6,14 +6,15 @@
  * records, as a poll batch would. Half the memory-store checks hit a key
  * already done. The keys ("event-<n>") are formatted by hand: snprintf
  * alone cost more than the store. The memory store runs several rounds
- * (median), and its bytes per entry are measured, not computed: the heap
- * (mallinfo2) and resident memory grown by a store of 4 M entries, filled,
- * divided by 4 M.
+ * (median), and its bytes per entry are measured, not computed: the
+ * resident memory grown by a store of 4 M entries, filled, divided by 4 M
+ * (the store maps its large arrays itself, so malloc's statistics would
+ * miss them), and how much of it is in transparent huge pages.
  *
- *   env: KSAFE_BENCH_ROUNDS (5), KSAFE_BENCH_CAPACITY (window of the
- *   timed runs, 1000000), KSAFE_BENCH_JSON=path or --json path
+ *   env: KSAFE_BENCH_RECORDS (records per timed round, 4000000),
+ *   KSAFE_BENCH_ROUNDS (5), KSAFE_BENCH_CAPACITY (window of the timed
+ *   runs, 1000000), KSAFE_BENCH_JSON=path or --json path
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,12 +85,6 @@ static int run(ksafe_dedup_store *s, long n, int redeliver, double *secs)
     return 0;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static long rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -103,10 +98,21 @@ static long rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
-static double heap_bytes(void)
+/* AnonHugePages of this process, in bytes (0 where the kernel does not
+ * say). */
+static double huge_bytes(void)
 {
-    struct mallinfo2 mi = mallinfo2();
-    return (double)mi.uordblks + (double)mi.hblkhd;
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    double kb = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "AnonHugePages: %lf kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
 }
 
 /* Bytes per entry of a full store of `entries`, measured two ways. */
@@ -114,7 +120,7 @@ static int measure_memory(size_t key_bytes, bench_json *js)
 {
     ksafe_dedup_memory_options o = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
     const long entries = 4000000;
-    double heap0 = heap_bytes(), secs, heap_per, rss_per;
+    double huge0 = huge_bytes(), secs, huge_share, rss_per;
     long rss0 = rss_bytes();
     ksafe_dedup_store *s;
     ksafe_error err;
@@ -126,15 +132,15 @@ static int measure_memory(size_t key_bytes, bench_json *js)
         return die("memory store", &err);
     if (run(s, entries, 0, &secs))
         return 1;
-    heap_per = (heap_bytes() - heap0) / (double)entries;
     rss_per = (double)(rss_bytes() - rss0) / (double)entries;
-    printf("memory store (%s), full with %ld entries: %.1f B/entry heap "
-           "(mallinfo2), %.1f B/entry resident\n",
+    huge_share = (huge_bytes() - huge0) / ((double)(rss_bytes() - rss0));
+    printf("memory store (%s), full with %ld entries: %.1f B/entry "
+           "resident, %.0f%% of it in huge pages\n",
            key_bytes ? "16-byte keys kept" : "hashes only", entries,
-           heap_per, rss_per);
-    snprintf(name, sizeof(name), "%s_heap_bytes_per_entry",
+           rss_per, 100 * huge_share);
+    snprintf(name, sizeof(name), "%s_huge_page_share",
              key_bytes ? "keys" : "hashes");
-    bench_json_median(js, name, heap_per);
+    bench_json_median(js, name, huge_share);
     snprintf(name, sizeof(name), "%s_rss_bytes_per_entry",
              key_bytes ? "keys" : "hashes");
     bench_json_median(js, name, rss_per);
@@ -143,12 +149,13 @@ static int measure_memory(size_t key_bytes, bench_json *js)
 }
 
 static size_t capacity = 1000000;
+static long records = 4000000; /* per timed round */
 
 static int bench_memory(size_t key_bytes, int rounds, bench_json *js)
 {
     ksafe_dedup_memory_options o = KSAFE_DEDUP_MEMORY_OPTIONS_INIT;
     const char *what = key_bytes ? "keys" : "hashes";
-    double ops[16];
+    double ops[16], med;
     char name[64];
     int r;
 
@@ -158,13 +165,13 @@ static int bench_memory(size_t key_bytes, int rounds, bench_json *js)
         ksafe_dedup_store *s;
         ksafe_dedup_stats st;
         ksafe_error err;
-        const long n = 4000000;
+        const long n = records;
         double secs;
 
         if (ksafe_dedup_memory_new(&s, &o, &err))
             return die("memory store", &err);
         /* 4 M records, half of them redelivered: the window (1 M) evicts
-         * as it goes. */
+         * as it goes (by default). */
         if (run(s, n, 1, &secs))
             return 1;
         ksafe_dedup_stats_get(s, &st);
@@ -181,12 +188,11 @@ static int bench_memory(size_t key_bytes, int rounds, bench_json *js)
         bench_json_round_set(js, name, ops[r]);
         ksafe_dedup_store_free(s);
     }
-    qsort(ops, (size_t)rounds, sizeof(double), cmp);
+    med = bench_median(ops, rounds);
     printf("median memory store (%s): %.0f check-and-mark ops/s (target "
-           ">= 10 M)\n", key_bytes ? "keys kept" : "hashes only",
-           ops[rounds / 2]);
+           ">= 10 M)\n", key_bytes ? "keys kept" : "hashes only", med);
     snprintf(name, sizeof(name), "%s_ops_per_s", what);
-    bench_json_median(js, name, ops[rounds / 2]);
+    bench_json_median(js, name, med);
     return 0;
 }
 
@@ -231,18 +237,23 @@ int main(int argc, char **argv)
 {
     const char *env_r = getenv("KSAFE_BENCH_ROUNDS");
     const char *env_c = getenv("KSAFE_BENCH_CAPACITY");
+    const char *env_n = getenv("KSAFE_BENCH_RECORDS");
     int rounds = env_r ? atoi(env_r) : 5;
     bench_json *js = bench_json_open("bench-dedup", argc, argv);
 
     if (env_c)
         capacity = (size_t)atol(env_c);
-    if (rounds < 1 || rounds > 16 || capacity < 2000 || capacity > 100000000) {
+    if (env_n)
+        records = atol(env_n);
+    if (rounds < 1 || rounds > 16 || capacity < 2000 || capacity > 100000000 ||
+        records < 2000 || records > 1000000000) {
         fprintf(stderr, "KSAFE_BENCH_ROUNDS 1..16, KSAFE_BENCH_CAPACITY "
-                        "2000..100000000\n");
+                        "2000..100000000, KSAFE_BENCH_RECORDS "
+                        "2000..1000000000\n");
         return 1;
     }
     bench_json_setting(js, "rounds", rounds);
-    bench_json_setting(js, "records_per_round", 4000000);
+    bench_json_setting(js, "records_per_round", (double)records);
     bench_json_setting(js, "capacity", (double)capacity);
     bench_json_setting(js, "batch", BATCH);
     if (measure_memory(0, js) || measure_memory(16, js) ||

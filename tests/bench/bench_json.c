@@ -131,6 +131,18 @@ void bench_json_round_set(bench_json *j, const char *key, double value)
                             json_real(value));
 }
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), by_value);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 int bench_json_close(bench_json *j)
 {
     int rc = 0;

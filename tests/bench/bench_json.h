@@ -26,6 +26,9 @@ void bench_json_median(bench_json *j, const char *key, double value);
 /* Starts a new round object; bench_json_round_set fills the newest one. */
 void bench_json_round(bench_json *j);
 void bench_json_round_set(bench_json *j, const char *key, double value);
+/* The median of v[0..n) (n >= 1), sorting v: the middle value, or the mean
+ * of the two middle ones when n is even. Every benchmark's medians. */
+double bench_median(double *v, int n);
 /* Writes the file and frees; 0, or -1 after saying why on stderr. */
 int bench_json_close(bench_json *j);
 

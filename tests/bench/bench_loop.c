@@ -254,12 +254,6 @@ static result run_raw(const char *bootstrap, const char *topic,
     return r;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv)
 {
     const char *env_n = getenv("KSAFE_BENCH_RECORDS");
@@ -268,6 +262,7 @@ int main(int argc, char **argv)
     int rounds = env_r ? atoi(env_r) : 5, i;
     double ks[16], rw[16], rb[16], ratio[16], ratio_b[16];
     double cks[16], crw[16], crb[16];
+    double m_ks, m_rw, m_rb, m_ratio, m_ratio_b, m_cks, m_crw, m_crb;
     ksafe_mock_cluster *mc;
     ksafe_error err;
     const char *bootstrap, *topic = "bench";
@@ -339,30 +334,30 @@ int main(int argc, char **argv)
         bench_json_round_set(js, "raw_thread_cpu_ns_per_rec", crw[i]);
         bench_json_round_set(js, "raw_batched_thread_cpu_ns_per_rec", crb[i]);
     }
-    qsort(ks, (size_t)rounds, sizeof(double), cmp);
-    qsort(rw, (size_t)rounds, sizeof(double), cmp);
-    qsort(rb, (size_t)rounds, sizeof(double), cmp);
-    qsort(ratio, (size_t)rounds, sizeof(double), cmp);
-    qsort(ratio_b, (size_t)rounds, sizeof(double), cmp);
-    qsort(cks, (size_t)rounds, sizeof(double), cmp);
-    qsort(crw, (size_t)rounds, sizeof(double), cmp);
-    qsort(crb, (size_t)rounds, sizeof(double), cmp);
+    m_ks = bench_median(ks, rounds);
+    m_rw = bench_median(rw, rounds);
+    m_rb = bench_median(rb, rounds);
+    m_ratio = bench_median(ratio, rounds);
+    m_ratio_b = bench_median(ratio_b, rounds);
+    m_cks = bench_median(cks, rounds);
+    m_crw = bench_median(crw, rounds);
+    m_crb = bench_median(crb, rounds);
     printf("median: ksafe %.0f rec/s, raw %.0f, raw-batched %.0f; "
            "ksafe/raw %.1f%% (target >= 97%%), ksafe/raw-batched %.1f%%\n",
-           ks[rounds / 2], rw[rounds / 2], rb[rounds / 2],
-           100 * ratio[rounds / 2], 100 * ratio_b[rounds / 2]);
+           m_ks, m_rw, m_rb,
+           100 * m_ratio, 100 * m_ratio_b);
     printf("median polling-thread CPU per record: ksafe %.0f ns, raw %.0f ns, "
            "raw-batched %.0f ns\n",
-           cks[rounds / 2], crw[rounds / 2], crb[rounds / 2]);
-    bench_json_median(js, "ksafe_rec_per_s", ks[rounds / 2]);
-    bench_json_median(js, "raw_rec_per_s", rw[rounds / 2]);
-    bench_json_median(js, "raw_batched_rec_per_s", rb[rounds / 2]);
-    bench_json_median(js, "ratio", ratio[rounds / 2]);
-    bench_json_median(js, "ratio_batched", ratio_b[rounds / 2]);
-    bench_json_median(js, "ksafe_thread_cpu_ns_per_rec", cks[rounds / 2]);
-    bench_json_median(js, "raw_thread_cpu_ns_per_rec", crw[rounds / 2]);
+           m_cks, m_crw, m_crb);
+    bench_json_median(js, "ksafe_rec_per_s", m_ks);
+    bench_json_median(js, "raw_rec_per_s", m_rw);
+    bench_json_median(js, "raw_batched_rec_per_s", m_rb);
+    bench_json_median(js, "ratio", m_ratio);
+    bench_json_median(js, "ratio_batched", m_ratio_b);
+    bench_json_median(js, "ksafe_thread_cpu_ns_per_rec", m_cks);
+    bench_json_median(js, "raw_thread_cpu_ns_per_rec", m_crw);
     bench_json_median(js, "raw_batched_thread_cpu_ns_per_rec",
-                      crb[rounds / 2]);
+                      m_crb);
     ksafe_mock_cluster_free(mc);
     return bench_json_close(js) ? 1 : 0;
 }

@@ -227,18 +227,6 @@ static result run_raw(const char *bootstrap, const char *topic, long n)
     return r;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv)
 {
     const char *env_n = getenv("KSAFE_BENCH_RECORDS");
@@ -294,9 +282,17 @@ int main(int argc, char **argv)
             printf("%s: %.0f rec/s, %.0f ns/rec process CPU\n",
                    raw ? "raw" : "ksafe", n / a.seconds,
                    1e9 * a.cpu_process / n);
+            bench_json_round(js);
+            bench_json_round_set(js, raw ? "raw_rec_per_s" : "ksafe_rec_per_s",
+                                 n / a.seconds);
+            bench_json_round_set(js,
+                                 raw ? "raw_cpu_ns_per_rec"
+                                     : "ksafe_cpu_ns_per_rec",
+                                 1e9 * a.cpu_process / n);
         }
+        bench_json_setting_str(js, "only", raw ? "raw" : "ksafe");
         ksafe_mock_cluster_free(mc);
-        return 0;
+        return bench_json_close(js) ? 1 : 0;
     }
     for (i = 0; i < rounds; i++) {
         result a, b;
@@ -334,11 +330,11 @@ int main(int argc, char **argv)
         bench_json_round_set(js, "thread_cpu_ratio", ctratio[i]);
     }
     {
-        double m[9] = {median(ks, rounds),     median(rw, rounds),
-                       median(ratio, rounds),  median(cpk, rounds),
-                       median(cpr, rounds),    median(cpratio, rounds),
-                       median(ctk, rounds),    median(ctr, rounds),
-                       median(ctratio, rounds)};
+        double m[9] = {bench_median(ks, rounds),     bench_median(rw, rounds),
+                       bench_median(ratio, rounds),  bench_median(cpk, rounds),
+                       bench_median(cpr, rounds),    bench_median(cpratio, rounds),
+                       bench_median(ctk, rounds),    bench_median(ctr, rounds),
+                       bench_median(ctratio, rounds)};
         static const char *const names[9] = {
             "ksafe_rec_per_s", "raw_rec_per_s", "ratio",
             "ksafe_cpu_ns_per_rec", "raw_cpu_ns_per_rec", "cpu_ratio",
