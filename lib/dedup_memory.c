@@ -13,7 +13,9 @@
  * transaction's entries are the ring's tail from the sequence number at
  * begin, which makes rollback "pop the tail"; the ring has room for one
  * transaction beyond capacity and commit evicts down to capacity, so a
- * rollback restores the window exactly.
+ * rollback restores the window exactly. Ages (ttl_ms) are read from
+ * CLOCK_MONOTONIC_COARSE where it exists (resolution: one kernel tick,
+ * 4 ms at 250 Hz), so an entry may outlive ttl_ms by up to a tick.
  */
 /* mmap's MAP_ANONYMOUS, madvise's MADV_HUGEPAGE and CLOCK_MONOTONIC_COARSE
  * are outside POSIX 2008, which the build asks for: without this they are
