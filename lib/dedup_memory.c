@@ -5,19 +5,38 @@
  * the head: eviction for capacity and for age are both "pop the head", O(1).
  * An open-addressing table (linear probing, at most half full) maps a key's
  * 64-bit hash to its ring slot; deletion shifts later entries back instead
- * of leaving tombstones, so lookups never slow down over time. A
+ * of leaving tombstones, so lookups never slow down over time. Each table
+ * slot carries the low 32 bits of its key's hash beside the ring position:
+ * the probe compares those and its home slot follows from them, so a
+ * lookup touches the ring (a cache miss in a large window) only for a
+ * likely match, and a deletion never does. A
  * transaction's entries are the ring's tail from the sequence number at
  * begin, which makes rollback "pop the tail"; the ring has room for one
  * transaction beyond capacity and commit evicts down to capacity, so a
- * rollback restores the window exactly.
+ * rollback restores the window exactly. Ages (ttl_ms) are read from
+ * CLOCK_MONOTONIC_COARSE where it exists (resolution: one kernel tick,
+ * 4 ms at 250 Hz), so an entry may outlive ttl_ms by up to a tick.
  */
+/* mmap's MAP_ANONYMOUS, madvise's MADV_HUGEPAGE and CLOCK_MONOTONIC_COARSE
+ * are outside POSIX 2008, which the build asks for: without this they are
+ * undefined and the code that uses them is compiled out. */
+#define _DEFAULT_SOURCE
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dedup_internal.h"
 
-#define EMPTY UINT32_MAX
+#include <sys/mman.h>
+#include <time.h>
+
+/* A table slot: hash low 32 bits << 32 | ring position + 1. Zero is an
+ * empty slot, so a fresh table is the zero pages mmap gives, untouched
+ * until used. */
+#define EMPTY ((uint64_t)0)
+#define SLOT(h, pos) (((uint64_t)(uint32_t)(h) << 32) | (uint32_t)((pos) + 1))
+#define SLOT_POS(v) ((uint32_t)(v) - 1)
+#define SLOT_HOME(m, v) ((size_t)((v) >> 32) & (m)->mask)
 #define MAX_CAPACITY ((size_t)1 << 30)
 /* New keys one transaction may add beyond capacity before old ones are
  * evicted early (and then not restored by a rollback). */
@@ -46,7 +65,7 @@ typedef struct mem_store {
     mem_entry *ring;
     unsigned char *slab; /* cap * key_bytes, when keys are kept */
     size_t key_bytes;
-    uint32_t *table;
+    uint64_t *table;
     size_t mask;
     size_t head, count;  /* count includes released (E_FREE) slots */
     uint64_t head_seq;   /* sequence number of ring[head] */
@@ -61,30 +80,57 @@ typedef struct mem_store {
     size_t n_offsets, cap_offsets;
 } mem_store;
 
+/* The coarse clock costs a fraction of the precise one, and every claim
+ * and mark reads it. Its resolution is the kernel's tick (4 ms on a
+ * 250 Hz kernel; clock_getres() tells), far finer than any useful age
+ * limit: an entry may outlive ttl_ms by up to one tick. Where the coarse
+ * clock does not exist, the precise one. */
+#ifdef CLOCK_MONOTONIC_COARSE
+#define MONO_CLOCK CLOCK_MONOTONIC_COARSE
+#else
+#define MONO_CLOCK CLOCK_MONOTONIC
+#endif
+
 static int64_t mono_clock(void *payload)
 {
+    struct timespec ts;
+
     KSAFE__UNUSED(payload);
-    return ksafe__now_ms();
+    if (clock_gettime(MONO_CLOCK, &ts) != 0)
+        return ksafe__now_ms();
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Ring position `x` (< 2 * size) folded into the ring: no division on
+ * the hot path. */
+static size_t wrap(const mem_store *m, size_t x)
+{
+    return x >= m->size ? x - m->size : x;
 }
 
 static uint64_t seq_of(const mem_store *m, size_t pos)
 {
-    return m->head_seq + (uint64_t)((pos + m->size - m->head) % m->size);
+    return m->head_seq + (uint64_t)(pos >= m->head ? pos - m->head
+                                                   : pos + m->size - m->head);
 }
 
 /* Table slot holding the entry equal to key, or -1. */
 static long find(const mem_store *m, uint64_t h, const void *key, size_t len)
 {
-    size_t i = (size_t)h & m->mask;
+    size_t i = (size_t)(uint32_t)h & m->mask;
+    uint32_t tag = (uint32_t)h;
+    uint64_t v;
 
-    while (m->table[i] != EMPTY) {
-        uint32_t pos = m->table[i];
-        const mem_entry *e = &m->ring[pos];
-        if (e->hash == h &&
-            (!m->key_bytes ||
-             (e->key_len == len &&
-              !memcmp(m->slab + (size_t)pos * m->key_bytes, key, len))))
-            return (long)i;
+    while ((v = m->table[i]) != EMPTY) {
+        if ((uint32_t)(v >> 32) == tag) {
+            uint32_t pos = SLOT_POS(v);
+            const mem_entry *e = &m->ring[pos];
+            if (e->hash == h &&
+                (!m->key_bytes ||
+                 (e->key_len == len &&
+                  !memcmp(m->slab + (size_t)pos * m->key_bytes, key, len))))
+                return (long)i;
+        }
         i = (i + 1) & m->mask;
     }
     return -1;
@@ -99,7 +145,7 @@ static void table_delete(mem_store *m, size_t i)
         j = (j + 1) & m->mask;
         if (m->table[j] == EMPTY)
             break;
-        home = (size_t)m->ring[m->table[j]].hash & m->mask;
+        home = SLOT_HOME(m, m->table[j]);
         /* Move j back into the hole i unless its home lies after i (on the
          * way from i to j), where a lookup would never pass i. */
         if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
@@ -112,22 +158,36 @@ static void table_delete(mem_store *m, size_t i)
 
 static void remove_entry(mem_store *m, size_t pos)
 {
-    size_t i = (size_t)m->ring[pos].hash & m->mask;
+    size_t i = (size_t)(uint32_t)m->ring[pos].hash & m->mask;
 
-    while (m->table[i] != (uint32_t)pos)
+    while (SLOT_POS(m->table[i]) != (uint32_t)pos)
         i = (i + 1) & m->mask;
     table_delete(m, i);
     m->ring[pos].state = E_FREE;
 }
 
 /* Drops the oldest slot; returns 1 when it held a key. */
+/* Evictions come in runs (commit pops down to capacity): the table slot
+ * of an entry a few places behind the head is fetched ahead, so the runs'
+ * cache misses overlap instead of queueing. */
+#define PREFETCH_AHEAD 8
+
 static int pop_head(mem_store *m)
 {
     int live = m->ring[m->head].state != E_FREE;
 
+#if defined(__GNUC__) || defined(__clang__)
+    if (m->count > PREFETCH_AHEAD)
+        __builtin_prefetch(
+            &m->table[(size_t)(uint32_t)m->ring[wrap(m, m->head +
+                                                        PREFETCH_AHEAD)]
+                          .hash &
+                      m->mask]);
+#endif
+
     if (live)
         remove_entry(m, m->head);
-    m->head = (m->head + 1) % m->size;
+    m->head = wrap(m, m->head + 1);
     m->count--;
     m->head_seq++;
     return live;
@@ -157,7 +217,7 @@ static void insert(mem_store *m, uint64_t h, const void *key, size_t len,
      * commit does, so a rollback gives back exactly what was there. */
     if (m->count == m->size)
         m->evicted += (uint64_t)pop_head(m);
-    pos = (m->head + m->count) % m->size;
+    pos = wrap(m, m->head + m->count);
     e = &m->ring[pos];
     e->hash = h;
     e->time_ms = now;
@@ -166,10 +226,10 @@ static void insert(mem_store *m, uint64_t h, const void *key, size_t len,
     if (m->key_bytes)
         memcpy(m->slab + pos * m->key_bytes, key, len);
     m->count++;
-    i = (size_t)h & m->mask;
+    i = (size_t)(uint32_t)h & m->mask;
     while (m->table[i] != EMPTY)
         i = (i + 1) & m->mask;
-    m->table[i] = (uint32_t)pos;
+    m->table[i] = SLOT(h, pos);
 }
 
 static int key_fits(const mem_store *m, size_t len, ksafe_error *err)
@@ -189,6 +249,61 @@ static int64_t now_and_expire(mem_store *m)
     if (m->ttl_ms > 0)
         m->expired += pop_older(m, now, m->ttl_ms);
     return now;
+}
+
+/*
+ * The table and the ring are touched at random: with 4 kB pages nearly
+ * every lookup in a large window also misses the TLB. Large arrays are
+ * mapped (zero pages, resident only once written, so an empty store costs
+ * no memory), aligned to 2 MB and marked so the kernel can back them with
+ * huge pages where it lets a process ask (transparent huge pages in
+ * "madvise" mode, as well as "always"). Small ones come from calloc.
+ */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static int big_mapped(size_t bytes)
+{
+    return bytes >= 4 * HUGE_PAGE;
+}
+
+static size_t big_length(size_t bytes)
+{
+    return (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+}
+
+static void *big_alloc(size_t bytes)
+{
+    size_t len, lead;
+    unsigned char *p;
+
+    if (!big_mapped(bytes))
+        return calloc(1, bytes);
+    len = big_length(bytes);
+    /* Map one huge page more and trim both ends to an aligned run. */
+    p = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    lead = (HUGE_PAGE - ((uintptr_t)p & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
+    if (lead)
+        munmap(p, lead);
+    if (HUGE_PAGE - lead)
+        munmap(p + lead + len, HUGE_PAGE - lead);
+    p += lead;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE); /* advice: refusal changes nothing */
+#endif
+    return p;
+}
+
+static void big_free(void *p, size_t bytes)
+{
+    if (!p)
+        return;
+    if (big_mapped(bytes))
+        munmap(p, big_length(bytes));
+    else
+        free(p);
 }
 
 static int mem_begin(void *self, ksafe_error *err)
@@ -236,7 +351,7 @@ static int mem_mark(void *self, const void *key, size_t len, ksafe_error *err)
     h = ksafe__dedup_hash(key, len, m->seed);
     slot = find(m, h, key, len);
     if (slot >= 0)
-        m->ring[m->table[slot]].state = E_DONE;
+        m->ring[SLOT_POS(m->table[slot])].state = E_DONE;
     else
         insert(m, h, key, len, E_DONE, now);
     return 0;
@@ -254,13 +369,13 @@ static int mem_release(void *self, const void *key, size_t len,
         return rc;
     h = ksafe__dedup_hash(key, len, m->seed);
     slot = find(m, h, key, len);
-    if (slot >= 0 && seq_of(m, m->table[slot]) >= m->txn_seq)
-        remove_entry(m, m->table[slot]);
+    if (slot >= 0 && seq_of(m, SLOT_POS(m->table[slot])) >= m->txn_seq)
+        remove_entry(m, SLOT_POS(m->table[slot]));
     /* Usually the released claim is the newest entry: give its slot back
      * at once. An older one stays an E_FREE hole until it reaches the head,
      * so capacity counts it until then. */
     while (m->count > 0 &&
-           m->ring[(m->head + m->count - 1) % m->size].state == E_FREE &&
+           m->ring[wrap(m, m->head + m->count - 1)].state == E_FREE &&
            m->head_seq + m->count - 1 >= m->txn_seq)
         m->count--;
     return 0;
@@ -353,7 +468,7 @@ static int mem_rollback(void *self, ksafe_error *err)
 
     KSAFE__UNUSED(err);
     while (m->count > 0 && m->head_seq + m->count - 1 >= m->txn_seq) {
-        size_t tail = (m->head + m->count - 1) % m->size;
+        size_t tail = wrap(m, m->head + m->count - 1);
         if (m->ring[tail].state != E_FREE)
             remove_entry(m, tail);
         m->count--;
@@ -396,9 +511,9 @@ static void mem_close(void *self)
         free(m->offsets[i].topic);
     }
     free(m->offsets);
-    free(m->ring);
+    big_free(m->ring, m->size * sizeof(*m->ring));
     free(m->slab);
-    free(m->table);
+    big_free(m->table, (m->mask + 1) * sizeof(*m->table));
     free(m);
 }
 
@@ -426,7 +541,7 @@ int ksafe_dedup_memory_new(ksafe_dedup_store **out,
                            ksafe_error *err)
 {
     mem_store *m;
-    size_t tsize = 2, i;
+    size_t tsize = 2;
 
     if (!out)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "out is NULL");
@@ -466,8 +581,8 @@ int ksafe_dedup_memory_new(ksafe_dedup_store **out,
     m->clock_payload = opts->clock_payload;
     m->seed = ksafe__dedup_seed();
     m->mask = tsize - 1;
-    m->ring = calloc(m->size, sizeof(*m->ring));
-    m->table = malloc(tsize * sizeof(*m->table));
+    m->ring = big_alloc(m->size * sizeof(*m->ring));
+    m->table = big_alloc(tsize * sizeof(*m->table));
     if (m->key_bytes)
         m->slab = malloc(m->size * m->key_bytes);
     if (!m->ring || !m->table || (m->key_bytes && !m->slab)) {
@@ -476,7 +591,5 @@ int ksafe_dedup_memory_new(ksafe_dedup_store **out,
                                 "memory store: out of memory for %zu keys",
                                 opts->capacity);
     }
-    for (i = 0; i < tsize; i++)
-        m->table[i] = EMPTY;
     return ksafe_dedup_store_new(out, &mem_ops, m, err);
 }

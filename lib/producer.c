@@ -1,233 +1,20 @@
 /*
- * lib/producer.c - the safe producer: preset, creation, async and sync
- * sends, flush. Reports live in producer_report.c, close in
- * producer_close.c, recovery from fatal errors in producer_recover.c.
+ * lib/producer.c - the safe producer: creation, async and sync sends,
+ * flush. Options live in producer_options.c, reports in producer_report.c,
+ * close in producer_close.c, recovery from fatal errors in
+ * producer_recover.c, the per-record wrappers in producer_msg.c.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "internal.h"
 #include "producer_internal.h"
 
-static const ksafe_producer_options producer_preset =
-    KSAFE_PRODUCER_OPTIONS_INIT;
-
-int ksafe_producer_options_init(ksafe_producer_options *opts,
-                                unsigned int version)
-{
-    if (!opts)
-        return KSAFE_EINVAL;
-    if (version != KSAFE_PRODUCER_OPTIONS_VERSION)
-        return KSAFE_EVERSION;
-    *opts = producer_preset;
-    return 0;
-}
-
-static int is_true(const char *v)
-{
-    return strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
-           strcasecmp(v, "t") == 0;
-}
-
-/*
- * Raw properties the producer's own machinery depends on. The general guard
- * (client.c) lets allow_unsafe through; these it must not: transactions
- * need idempotence and acks=all, and a transactional.id set behind the
- * typed field would leave ksafe's transaction state blind.
- */
-static int check_raw_properties(const ksafe_producer_options *o,
-                                ksafe_error *err)
-{
-    const char *const *kv;
-
-    for (kv = o->rdkafka_properties; kv && kv[0] && kv[1]; kv += 2) {
-        const char *k = kv[0], *v = kv[1];
-
-        if (strcmp(k, "transactional.id") == 0)
-            return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                    "rdkafka property transactional.id: use "
-                                    "the transactional_id field");
-        if (!o->transactional_id)
-            continue;
-        if (strcmp(k, "enable.idempotence") == 0 && !is_true(v))
-            return ksafe__error_set(
-                err, KSAFE_EUNSAFE, 0, 0,
-                "refused rdkafka property %s=%s: a transactional producer "
-                "(transactional_id is set) needs idempotence; allow_unsafe "
-                "does not apply",
-                k, v);
-        if ((strcmp(k, "acks") == 0 ||
-             strcmp(k, "request.required.acks") == 0) &&
-            strcasecmp(v, "all") != 0 && strcmp(v, "-1") != 0)
-            return ksafe__error_set(
-                err, KSAFE_EUNSAFE, 0, 0,
-                "refused rdkafka property %s=%s: a transactional producer "
-                "(transactional_id is set) needs acks=all; allow_unsafe "
-                "does not apply",
-                k, v);
-    }
-    return 0;
-}
-
-/*
- * librdkafka refuses, when it creates the instance, settings that cannot
- * go with idempotence. The preset keeps idempotence on, so an override
- * that allow_unsafe let through would only fail in _new, as KSAFE_EKAFKA;
- * found here, validation refuses it too and says what else to change.
- */
-static int check_idempotence_conflicts(const ksafe_producer_options *o,
-                                       ksafe_error *err)
-{
-    const char *const *kv;
-
-    for (kv = o->rdkafka_properties; kv && kv[0]; kv += 2)
-        if (strcmp(kv[0], "enable.idempotence") == 0 && !is_true(kv[1]))
-            return 0;
-    for (kv = o->rdkafka_properties; kv && kv[0]; kv += 2) {
-        const char *k = kv[0], *v = kv[1];
-        const char *needs = NULL;
-
-        if ((strcmp(k, "acks") == 0 ||
-             strcmp(k, "request.required.acks") == 0) &&
-            strcasecmp(v, "all") != 0 && strcmp(v, "-1") != 0)
-            needs = "acks=all";
-        else if ((strcmp(k, "max.in.flight") == 0 ||
-                  strcmp(k, "max.in.flight.requests.per.connection") == 0) &&
-                 atoi(v) > 5)
-            needs = "at most 5 requests in flight";
-        else if ((strcmp(k, "retries") == 0 ||
-                  strcmp(k, "message.send.max.retries") == 0) &&
-                 atoi(v) < 1)
-            needs = "retries >= 1";
-        else if (strcmp(k, "queuing.strategy") == 0 &&
-                 strcmp(v, "fifo") != 0)
-            needs = "queuing.strategy=fifo";
-        if (needs)
-            return ksafe__error_set(
-                err, KSAFE_EINVAL, 0, 0,
-                "rdkafka property %s=%s: the idempotent producer needs %s "
-                "and librdkafka would refuse it; set enable.idempotence="
-                "false too to go without idempotence",
-                k, v, needs);
-    }
-    return 0;
-}
-
-int ksafe_producer_options_validate(const ksafe_producer_options *opts,
-                                    ksafe_error *err)
-{
-    ksafe__client_view v;
-    int rc;
-
-    if (!opts)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "producer options are NULL");
-    if (opts->version != KSAFE_PRODUCER_OPTIONS_VERSION)
-        return ksafe__error_set(err, KSAFE_EVERSION, 0, 0,
-                                "ksafe_producer_options.version is %u; this "
-                                "library knows version %d (initialise with "
-                                "KSAFE_PRODUCER_OPTIONS_INIT)",
-                                opts->version, KSAFE_PRODUCER_OPTIONS_VERSION);
-    /* First: for a transactional producer its refusal says why
-     * allow_unsafe does not help, which the general guard cannot. */
-    if ((rc = check_raw_properties(opts, err)))
-        return rc;
-    KSAFE__CLIENT_VIEW(v, opts);
-    if ((rc = ksafe__client_validate(&v, err)) ||
-        (rc = check_idempotence_conflicts(opts, err)))
-        return rc;
-    if ((rc = ksafe__check_range(err, "max_in_flight", opts->max_in_flight, 1, 5)))
-        return rc == KSAFE_EINVAL && opts->max_in_flight > 5
-                   ? ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                      "max_in_flight is %d: the idempotent "
-                                      "producer keeps order with at most 5 "
-                                      "requests in flight",
-                                      opts->max_in_flight)
-                   : rc;
-    if ((rc = ksafe__check_range(err, "delivery_timeout_ms", opts->delivery_timeout_ms,
-                          1, 2147483647)))
-        return rc;
-    if ((rc = ksafe__check_range(err, "linger_ms", opts->linger_ms, 0, 900000)))
-        return rc;
-    if ((unsigned)opts->compression > KSAFE_COMPRESSION_ZSTD)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "compression %d is not a ksafe_compression "
-                                "value",
-                                (int)opts->compression);
-    if ((unsigned)opts->queue_full > KSAFE_QUEUE_FULL_RETURN)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "queue_full %d is not a "
-                                "ksafe_queue_full_policy value",
-                                (int)opts->queue_full);
-    if ((rc = ksafe__check_range(err, "queue_full_timeout_ms",
-                          opts->queue_full_timeout_ms, 0, 2147483647)))
-        return rc;
-    if ((unsigned)opts->partitioner > KSAFE_PARTITIONER_FNV1A_RANDOM)
-        return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                "partitioner %d is not a ksafe_partitioner "
-                                "value",
-                                (int)opts->partitioner);
-    if (opts->transactional_id) {
-        if (!*opts->transactional_id)
-            return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
-                                    "transactional_id is empty: use NULL for "
-                                    "a producer without transactions");
-        if ((rc = ksafe__check_range(err, "transaction_timeout_ms",
-                              opts->transaction_timeout_ms, 1000,
-                              2147483647)))
-            return rc;
-        if (opts->delivery_timeout_ms > opts->transaction_timeout_ms)
-            return ksafe__error_set(
-                err, KSAFE_EINVAL, 0, 0,
-                "delivery_timeout_ms (%d) exceeds transaction_timeout_ms "
-                "(%d): a record could outlive its transaction",
-                opts->delivery_timeout_ms, opts->transaction_timeout_ms);
-    }
-    return 0;
-}
-
-static const char *const compression_names[] = {"none", "gzip", "snappy",
-                                                 "lz4", "zstd"};
-static const char *const partitioner_names[] = {
-    "consistent_random", "murmur2_random", "fnv1a_random"};
-
-/* The safe preset's fixed properties, then the typed ones. */
-static int producer_conf(const ksafe_producer_options *o,
-                         rd_kafka_conf_t *conf, ksafe_error *err)
-{
-    char inflight[16], delivery[16], linger[16], txn_timeout[16];
-    struct {
-        const char *key, *value;
-    } set[] = {
-        {"acks", "all"},
-        {"enable.idempotence", "true"},
-        {"max.in.flight.requests.per.connection", inflight},
-        {"delivery.timeout.ms", delivery},
-        {"linger.ms", linger},
-        {"compression.type", compression_names[o->compression]},
-        {"partitioner", partitioner_names[o->partitioner]},
-        {"transactional.id", o->transactional_id},
-        {"transaction.timeout.ms", o->transactional_id ? txn_timeout : NULL},
-    };
-    size_t i;
-    int rc;
-
-    snprintf(inflight, sizeof(inflight), "%d", o->max_in_flight);
-    snprintf(delivery, sizeof(delivery), "%d", o->delivery_timeout_ms);
-    snprintf(linger, sizeof(linger), "%d", o->linger_ms);
-    snprintf(txn_timeout, sizeof(txn_timeout), "%d",
-             o->transaction_timeout_ms);
-    for (i = 0; i < sizeof(set) / sizeof(set[0]); i++)
-        if (set[i].value &&
-            (rc = ksafe__conf_set(conf, set[i].key, set[i].value, err)))
-            return rc;
-    return 0;
-}
-
 static void producer_destroy(ksafe_producer *p)
 {
     ksafe__client_release(&p->cl);
+    /* After the instance: its purge may still hand wrappers back. */
+    ksafe__msg_pool_free(p->pool);
     if (p->conf)
         rd_kafka_conf_destroy(p->conf);
     pthread_mutex_destroy(&p->lock);
@@ -246,7 +33,7 @@ int ksafe_producer_new(ksafe_producer **out, const ksafe_producer_options *opts,
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0, "out is NULL");
     *out = NULL;
     if (!opts)
-        opts = &producer_preset;
+        opts = &ksafe__producer_preset;
     if ((rc = ksafe_producer_options_validate(opts, err)))
         return rc;
     KSAFE__CLIENT_VIEW(v, opts);
@@ -254,6 +41,10 @@ int ksafe_producer_new(ksafe_producer **out, const ksafe_producer_options *opts,
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
     pthread_mutex_init(&p->lock, NULL);
     p->rescued_tail = &p->rescued;
+    if (!(p->pool = ksafe__msg_pool_new())) {
+        producer_destroy(p);
+        return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
+    }
     if ((rc = ksafe__client_init(&p->cl, KSAFE__PRODUCER, &v, err))) {
         producer_destroy(p);
         return rc;
@@ -268,7 +59,7 @@ int ksafe_producer_new(ksafe_producer **out, const ksafe_producer_options *opts,
 
     conf = rd_kafka_conf_new();
     if ((rc = ksafe__client_conf(&v, conf, err)) ||
-        (rc = producer_conf(opts, conf, err)) ||
+        (rc = ksafe__producer_conf(opts, conf, err)) ||
         (rc = ksafe__client_conf_raw(&p->cl, &v, conf, err))) {
         rd_kafka_conf_destroy(conf);
         producer_destroy(p);
@@ -287,6 +78,36 @@ int ksafe_producer_new(ksafe_producer **out, const ksafe_producer_options *opts,
 
 /* ---- sending ----------------------------------------------------------- */
 
+/*
+ * The common case of ksafe__topic_check() without strspn(), whose general
+ * set search cost more per record than librdkafka's whole send: 1 when the
+ * name is certainly legal; 0 sends it to the full check, which explains.
+ */
+static int topic_legal(const char *t)
+{
+    static const unsigned char legal[256] = {
+        ['.'] = 1, ['_'] = 1, ['-'] = 1,
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+        ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+        ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+        ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+        ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+        ['y'] = 1, ['z'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+        ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+        ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+        ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+        ['Y'] = 1, ['Z'] = 1};
+    size_t n = 0;
+
+    while (legal[(unsigned char)t[n]]) /* '\0' is not legal */
+        n++;
+    if (t[n] || n > KSAFE__TOPIC_MAX)
+        return 0;
+    return !(t[0] == '.' && (n == 1 || (n == 2 && t[1] == '.')));
+}
+
 static int check_record(const ksafe_producer *p, const ksafe_record *r,
                         ksafe_error *err)
 {
@@ -298,7 +119,8 @@ static int check_record(const ksafe_producer *p, const ksafe_record *r,
     if (!r->topic || !*r->topic)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "record.topic is required");
-    if (ksafe__topic_check(r->topic, "record.topic", err))
+    if (!topic_legal(r->topic) &&
+        ksafe__topic_check(r->topic, "record.topic", err))
         return KSAFE_EINVAL;
     if (r->partition < KSAFE_PARTITION_ANY)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
@@ -354,7 +176,8 @@ static rd_kafka_headers_t *headers_from(const ksafe_record *r)
  * Hands one record to librdkafka, copying it, applying the queue-full
  * policy. `hdrs` is taken on success and destroyed on failure; `w` is
  * librdkafka's from success on (freed by the report), the caller's on
- * failure.
+ * failure; NULL `w` sends the sequence number as the opaque (see
+ * ksafe__msg).
  */
 int ksafe__producer_produce(ksafe_producer *p, const char *topic,
                             int32_t partition, const void *key,
@@ -365,8 +188,11 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
 {
     rd_kafka_resp_err_t rerr;
     int64_t deadline = 0;
+    uint64_t seq = atomic_fetch_add(&p->next_seq, 1);
+    void *opaque = w ? (void *)w : (void *)(uintptr_t)((seq << 1) | 1);
 
-    w->seq = atomic_fetch_add(&p->next_seq, 1);
+    if (w)
+        w->seq = seq;
     for (;;) {
         rd_kafka_vu_t vu[9];
         rd_kafka_error_t *e;
@@ -387,20 +213,18 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
         vu[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
         vu[n++].u.i64 = timestamp_ms;
         vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
-        vu[n++].u.ptr = w;
+        vu[n++].u.ptr = opaque;
         if (hdrs) {
             vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
             vu[n++].u.headers = hdrs;
         }
-        /* Counted before the record can be reported (another thread may
-         * serve its report before produceva returns), undone on failure. */
-        atomic_fetch_add(&p->pending, 1);
+        /* Counted (by next_seq above) before the record can be reported:
+         * another thread may serve its report before produceva returns. */
         if (p->transactional)
             atomic_fetch_add(&p->txn_records, 1);
         e = rd_kafka_produceva(p->cl.rk, vu, n);
         if (!e)
             return 0;
-        atomic_fetch_sub(&p->pending, 1);
         if (p->transactional)
             atomic_fetch_sub(&p->txn_records, 1);
         rerr = rd_kafka_error_code(e);
@@ -422,6 +246,7 @@ int ksafe__producer_produce(ksafe_producer *p, const char *topic,
         }
         break;
     }
+    atomic_fetch_add(&p->done, 1); /* refused: librdkafka does not hold it */
     if (hdrs)
         rd_kafka_headers_destroy(hdrs);
     if (rerr == RD_KAFKA_RESP_ERR__FATAL)
@@ -455,14 +280,17 @@ int ksafe_producer_send(ksafe_producer *p, const ksafe_record *r,
 
     if ((rc = check_record(p, r, err)))
         return rc;
-    if (!(w = calloc(1, sizeof(*w))))
+    if (KSAFE__MSG_TAGGABLE(r->opaque))
+        w = NULL;
+    else if (!(w = ksafe__msg_get(p->pool)))
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
-    w->user_opaque = r->opaque;
+    else
+        w->user_opaque = r->opaque;
     rc = ksafe__producer_produce(p, r->topic, r->partition, r->key,
                                  r->key_len, r->value, r->value_len,
                                  headers_from(r), r->timestamp_ms, w, err);
     if (rc) {
-        free(w);
+        ksafe__msg_put(p->pool, w);
         return rc;
     }
     /* Serve reports that are ready without waiting: applications that never
@@ -488,10 +316,10 @@ int ksafe_producer_send_sync(ksafe_producer *p, const ksafe_record *r,
     if ((rc = check_record(p, r, err)))
         return rc;
     s = calloc(1, sizeof(*s));
-    w = calloc(1, sizeof(*w));
+    w = ksafe__msg_get(p->pool);
     if (!s || !w) {
         free(s);
-        free(w);
+        ksafe__msg_put(p->pool, w);
         return ksafe__error_set(err, KSAFE_ENOMEM, 0, 0, "out of memory");
     }
     atomic_init(&s->state, KSAFE__SYNC_WAITING);
@@ -505,7 +333,7 @@ int ksafe_producer_send_sync(ksafe_producer *p, const ksafe_record *r,
                                  r->key_len, r->value, r->value_len,
                                  headers_from(r), r->timestamp_ms, w, err);
     if (rc) {
-        free(w);
+        ksafe__msg_put(p->pool, w);
         free(s);
         return rc;
     }

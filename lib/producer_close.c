@@ -95,7 +95,7 @@ int ksafe_producer_close_timeout(ksafe_producer *p, int timeout_ms,
     /* Reports librdkafka never gave (it fails every record within the
      * flush deadline, so this is a safety net): free would drop them
      * unseen, so they are counted here as records of unknown fate. */
-    if ((unreported = atomic_load(&p->pending)) > 0)
+    if ((unreported = ksafe__producer_pending(p)) > 0)
         undelivered += unreported;
     if (txn_open)
         return open_txn_verdict(txn_held, undelivered, fatal, abort_rc,

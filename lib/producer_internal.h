@@ -24,14 +24,38 @@ typedef struct ksafe__sync {
 } ksafe__sync;
 
 /*
- * librdkafka's per-message opaque is always one of these, so the user's
- * opaque survives untouched and a sync send can find its waiter.
+ * librdkafka's per-message opaque is one of these, so the user's opaque
+ * survives untouched and a sync send can find its waiter; or, for an
+ * async send without a user opaque, the send's sequence number itself,
+ * shifted left with bit 0 set (a wrapper's address is even). The report
+ * then reads no memory of ours: the wrapper, written a long queue ago,
+ * was a cache miss per record, the largest cost left over raw librdkafka.
  */
 typedef struct ksafe__msg {
     void *user_opaque;
     uint64_t seq;      /* send order, to restore it after a fatal error */
     ksafe__sync *sync; /* NULL for ksafe_producer_send() */
+    atomic_uint_least32_t next_free; /* pool index of the next free one */
+    uint32_t index;    /* its pool index; 0: from the heap */
 } ksafe__msg;
+
+/*
+ * The wrappers, from chunks that live as long as the producer: a send takes
+ * one and its report gives it back, without a heap allocation per record
+ * (malloc's slow path, as a million wrappers are outstanding at once, was
+ * the largest cost ksafe added over raw librdkafka). The free list is a
+ * lock-free stack of indexes whose head carries a generation count, so a
+ * wrapper taken and given back between a pop's read and its swap cannot
+ * fool it (the ABA problem); sends and reports may run on any threads.
+ */
+#define KSAFE__POOL_CHUNK 4096
+#define KSAFE__POOL_CHUNKS 1024 /* 4 M wrappers; beyond, the heap */
+typedef struct ksafe__msg_pool {
+    _Atomic uint64_t head;    /* generation << 32 | index (0: empty) */
+    pthread_mutex_t grow;     /* serialises adding chunks */
+    ksafe__msg *chunks[KSAFE__POOL_CHUNKS];
+    atomic_size_t n_chunks;
+} ksafe__msg_pool;
 
 /* A record held back after a fatal error, owned copies of everything. */
 typedef struct ksafe__rescued {
@@ -69,13 +93,27 @@ struct ksafe_producer {
      * close, which return their count. */
     atomic_uint_fast64_t unreported;
     atomic_uint_fast64_t handed_back;
-    /* Records librdkafka has and has not reported yet (any instance). */
-    atomic_uint_fast64_t pending;
+    /* Records handed to librdkafka (each attempt takes a sequence number)
+     * and records done with: reported, or refused by produce. Their
+     * difference is what librdkafka holds unreported (any instance), kept
+     * as two counters so a send pays one atomic operation, not two. */
     atomic_uint_fast64_t next_seq;
+    atomic_uint_fast64_t done;
+    ksafe__msg_pool *pool;
     pthread_mutex_t lock;           /* guards the rescued list */
     ksafe__rescued *rescued, **rescued_tail;
     size_t n_rescued;
 };
+
+/* Records librdkafka has and has not reported yet. `done` is read first:
+ * every record's sequence number is taken before it can be done, so the
+ * difference never goes below the true count. */
+static inline uint64_t ksafe__producer_pending(ksafe_producer *p)
+{
+    uint64_t done = atomic_load(&p->done);
+
+    return atomic_load(&p->next_seq) - done;
+}
 
 /* ---- producer_report.c --------------------------------------------------- */
 
@@ -97,6 +135,26 @@ void ksafe__producer_unwatched_failure(ksafe_producer *p, const char *topic,
 /* Reports a held record failed with `e` and frees it. */
 void ksafe__producer_report_rescued(ksafe_producer *p, ksafe__rescued *r,
                                     const ksafe_error *e);
+
+/* 1 when a record with this user opaque can go without a wrapper: there
+ * is nothing to keep but the sequence number, and it fits the pointer. */
+#define KSAFE__MSG_TAGGABLE(user_opaque)                                     \
+    ((user_opaque) == NULL && sizeof(uintptr_t) >= sizeof(uint64_t))
+
+/* ---- producer_options.c -------------------------------------------------- */
+
+extern const ksafe_producer_options ksafe__producer_preset;
+/* The preset's fixed properties, then the typed ones, into conf. */
+int ksafe__producer_conf(const ksafe_producer_options *o,
+                         rd_kafka_conf_t *conf, ksafe_error *err);
+
+/* ---- producer_msg.c ------------------------------------------------------ */
+
+ksafe__msg_pool *ksafe__msg_pool_new(void);
+void ksafe__msg_pool_free(ksafe__msg_pool *pool);
+/* A zeroed wrapper, or NULL when memory ran out. */
+ksafe__msg *ksafe__msg_get(ksafe__msg_pool *pool);
+void ksafe__msg_put(ksafe__msg_pool *pool, ksafe__msg *w);
 
 /* ---- producer.c ---------------------------------------------------------- */
 

@@ -91,9 +91,9 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
     rd_kafka_purge(dead, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     deadline = ksafe__now_ms() + RECOVER_WAIT_MS;
     rd_kafka_poll(dead, 0);
-    while (atomic_load(&p->pending) > 0 && ksafe__now_ms() < deadline)
+    while (ksafe__producer_pending(p) > 0 && ksafe__now_ms() < deadline)
         rd_kafka_poll(dead, 50);
-    if ((missing = atomic_load(&p->pending)) > 0) {
+    if ((missing = ksafe__producer_pending(p)) > 0) {
         pthread_mutex_lock(&p->lock);
         n = p->n_rescued;
         pthread_mutex_unlock(&p->lock);
@@ -133,18 +133,20 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
             }
             free(hv);
         } else {
-            ksafe__msg *w = calloc(1, sizeof(*w));
+            int tagged = KSAFE__MSG_TAGGABLE(r->opaque);
+            ksafe__msg *w = tagged ? NULL : ksafe__msg_get(p->pool);
             rd_kafka_headers_t *h = r->headers;
 
             r->headers = NULL; /* produce takes or destroys it */
-            if (!w) {
+            if (!tagged && !w) {
                 if (h)
                     rd_kafka_headers_destroy(h);
                 ksafe__error_set(&e, KSAFE_ENOMEM, 0, 0,
                                  "recover: out of memory re-sending");
                 ksafe__producer_report_rescued(p, r, &e);
             } else {
-                w->user_opaque = r->opaque;
+                if (w)
+                    w->user_opaque = r->opaque;
                 /* A record that cannot be queued again is reported failed
                  * with the reason: accounted for, not dropped. */
                 if (ksafe__producer_produce(
@@ -152,7 +154,7 @@ int ksafe_producer_recover(ksafe_producer *p, ksafe_recover_mode mode,
                         r->has_key ? r->key : NULL, r->key_len,
                         r->has_value ? r->value : NULL, r->value_len, h,
                         r->timestamp_ms, w, &e)) {
-                    free(w);
+                    ksafe__msg_put(p->pool, w);
                     ksafe__producer_report_rescued(p, r, &e);
                 } else {
                     ksafe__rescued_free(r);

@@ -102,21 +102,22 @@ void ksafe__producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                            void *opaque)
 {
     ksafe_producer *p = opaque;
-    ksafe__msg *w = m->_private;
+    uintptr_t priv = (uintptr_t)m->_private;
+    ksafe__msg *w = priv & 1 ? NULL : m->_private;
     void *user_opaque = w ? w->user_opaque : NULL;
-    uint64_t seq = w ? w->seq : 0;
+    uint64_t seq = w ? w->seq : (uint64_t)(priv >> 1);
     int fatal = m->err && ksafe__producer_is_fatal(rk);
     ksafe_delivery d;
     ksafe_error e;
 
-    if (w)
-        atomic_fetch_sub(&p->pending, 1);
+    if (priv)
+        atomic_fetch_add(&p->done, 1);
     if (w && w->sync) {
         finish_sync(p, w->sync, m, fatal);
-        free(w);
+        ksafe__msg_put(p->pool, w);
         return;
     }
-    free(w);
+    ksafe__msg_put(p->pool, w);
     /* After a fatal error an unacknowledged record is held for recover
      * instead of being reported: its bytes are only available now. */
     if (fatal && !atomic_load(&p->closed) && rescue(p, m, user_opaque, seq))
@@ -270,6 +271,6 @@ int ksafe_producer_get_stats(ksafe_producer *p, ksafe_producer_stats *out,
     out->held = p->n_rescued;
     pthread_mutex_unlock(&p->lock);
     out->handed_back = atomic_load(&p->handed_back);
-    out->in_flight = atomic_load(&p->pending);
+    out->in_flight = ksafe__producer_pending(p);
     return 0;
 }

@@ -60,12 +60,40 @@ static void *opaque_of(int i)
     return &index_slot[i];
 }
 
+/* Set: send_one sends without an opaque (ksafe then keeps no wrapper per
+ * record) and reports are matched by their value "value-<i>" instead. */
+static int without_opaques;
+
+/* Checked fixture: every case starts with opaques, even after a case that
+ * set without_opaques failed before resetting it (CK_FORK=no). */
+static void with_opaques(void)
+{
+    without_opaques = 0;
+}
+
+/* The record index of a report without an opaque, from its value. */
+static int *slot_of_value(const ksafe_delivery *d)
+{
+    char buf[32];
+    int i;
+
+    if (!d->value || d->value_len >= sizeof(buf))
+        return NULL;
+    memcpy(buf, d->value, d->value_len);
+    buf[d->value_len] = 0;
+    if (sscanf(buf, "value-%d", &i) != 1 || i < 0 || i >= MAX_RECORDS)
+        return NULL;
+    return &index_slot[i];
+}
+
 static void on_delivery(const ksafe_delivery *d, void *payload)
 {
     reports *r = payload;
     int *slot = d->opaque;
     int i;
 
+    if (!slot && without_opaques)
+        slot = slot_of_value(d);
     if (!slot || slot < index_slot || slot >= index_slot + MAX_RECORDS) {
         r->foreign++;
         return;
@@ -109,7 +137,7 @@ static int send_one(ksafe_producer *p, const char *topic, int i, int keys,
     rec.value_len = strlen(value);
     rec.headers = &h;
     rec.header_count = 1;
-    rec.opaque = opaque_of(i);
+    rec.opaque = without_opaques ? NULL : opaque_of(i);
     return ksafe_producer_send(p, &rec, err);
 }
 
@@ -777,6 +805,8 @@ static void trigger_fatal(ksafe_producer *p)
         RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
+/* _i 1: the same without opaques, whose send order ksafe keeps in
+ * librdkafka's opaque itself rather than in a wrapper. */
 START_TEST(fatal_error_then_resend_delivers_each_record_once)
 {
     ksafe_producer_options o;
@@ -789,6 +819,7 @@ START_TEST(fatal_error_then_resend_delivers_each_record_once)
     int i;
 
     memset(&r, 0, sizeof(r));
+    without_opaques = _i;
     new_topic(topic, sizeof(topic), "fatal-rs", 4);
     producer_options(&o, &r);
     /* Records wait in the local queue (a long linger), so that the fatal
@@ -828,6 +859,7 @@ START_TEST(fatal_error_then_resend_delivers_each_record_once)
     ck_assert_ok(ksafe_producer_close(p, &err), err);
     ksafe_producer_free(p);
 
+    without_opaques = 0;
     consume_back(topic, 4, 121, KEYS, &c);
     assert_exactly_once(&c, 0, 121);
 }
@@ -921,6 +953,88 @@ START_TEST(fatal_error_then_hand_back_returns_each_record)
     ksafe_producer_free(p);
     consume_back(topic, 2, 40, KEYS, &c);
     assert_exactly_once(&c, 0, 40);
+}
+END_TEST
+
+/* The order records were handed back in, by index ("value-<i>"). */
+typedef struct handback_order {
+    int n, bad;
+    int index[MAX_RECORDS];
+} handback_order;
+
+static void on_handback_in_order(const ksafe_record *rec,
+                                 const ksafe_error *error,
+                                 int possibly_delivered, void *payload)
+{
+    handback_order *h = payload;
+    char buf[32];
+    int i;
+
+    (void)possibly_delivered;
+    if (error->code != KSAFE_EFATAL || rec->value_len >= sizeof(buf) ||
+        h->n >= MAX_RECORDS) {
+        h->bad++;
+        return;
+    }
+    memcpy(buf, rec->value, rec->value_len);
+    buf[rec->value_len] = 0;
+    if (sscanf(buf, "value-%d", &i) != 1 ||
+        rec->opaque != (without_opaques ? NULL : opaque_of(i))) {
+        h->bad++;
+        return;
+    }
+    h->index[h->n++] = i;
+}
+
+/*
+ * One partition, with records in flight (the broker answers slowly) and
+ * more queued behind them when the fatal error strikes: librdkafka gives
+ * the two groups back separately, yet the hand-back comes in send order,
+ * which per-key order needs. _i 1: without opaques, where the order rides
+ * in librdkafka's opaque itself.
+ */
+START_TEST(fatal_error_hands_back_in_send_order)
+{
+    ksafe_mock_cluster *mc = fault_cluster("slowing the broker down");
+    ksafe_producer_options o;
+    ksafe_producer *p;
+    ksafe_error err;
+    char topic[64];
+    static reports r;
+    static handback_order h;
+    size_t rescued = 0;
+    int i;
+
+    memset(&r, 0, sizeof(r));
+    memset(&h, 0, sizeof(h));
+    without_opaques = _i;
+    new_topic(topic, sizeof(topic), "fatal-order", 1);
+    producer_options(&o, &r);
+    o.linger_ms = 20;
+    ck_assert_ok(ksafe_producer_new(&p, &o, &err), err);
+    send_range(p, topic, 0, 5, KEYS);
+    ck_assert_ok(ksafe_producer_flush(p, 30000, &err), err);
+    ck_assert_ok(ksafe_mock_cluster_set_rtt(mc, 1, 3000, &err), err);
+    send_range(p, topic, 5, 40, KEYS);
+    nanosleep(&(struct timespec){0, 500000000}, NULL); /* sent: waiting
+                                                         for the slow answer */
+    send_range(p, topic, 40, 80, KEYS);
+    trigger_fatal(p);
+    ck_assert_int_eq(ksafe_producer_flush(p, 1000, &err), KSAFE_EFATAL);
+    ck_assert_ok(ksafe_producer_recover(p, KSAFE_RECOVER_HAND_BACK,
+                                        on_handback_in_order, &h, &rescued,
+                                        &err),
+                 err);
+    ck_assert_ok(ksafe_mock_cluster_set_rtt(mc, 1, 0, &err), err);
+    ck_assert_int_eq(h.bad, 0);
+    ck_assert_uint_eq(rescued, (size_t)h.n);
+    ck_assert_int_eq(r.delivered + h.n, 80);
+    for (i = 0; i < h.n; i++)
+        ck_assert_msg(h.index[i] == r.delivered + i,
+                      "hand-back %d is record %d, expected %d", i,
+                      h.index[i], r.delivered + i);
+    ck_assert_ok(ksafe_producer_close(p, &err), err);
+    ksafe_producer_free(p);
 }
 END_TEST
 
@@ -1369,7 +1483,13 @@ static Suite *producer_suite(void)
         {"queue full", queue_full_returns_or_blocks_as_chosen, NULL},
         {"sync", sync_send_returns_the_real_offset, NULL},
         {"fatal resend", fatal_error_then_resend_delivers_each_record_once, NULL},
+        {"fatal resend without opaques",
+         fatal_error_then_resend_delivers_each_record_once, NULL},
         {"fatal hand back", fatal_error_then_hand_back_returns_each_record, NULL},
+        {"fatal hand-back order", fatal_error_hands_back_in_send_order,
+         TEST_EMBEDDED_ONLY},
+        {"fatal hand-back order without opaques",
+         fatal_error_hands_back_in_send_order, TEST_EMBEDDED_ONLY},
         {"fatal close", close_after_fatal_error_reports_held_records, NULL},
         {"no callback", failures_without_a_callback_are_logged_and_returned,
          TEST_EMBEDDED_ONLY},
@@ -1393,7 +1513,12 @@ static Suite *producer_suite(void)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *t = tcase_create(cases[i].name);
         tcase_set_timeout(t, 120);
-        tcase_add_test(t, cases[i].test);
+        tcase_add_checked_fixture(t, with_opaques, NULL);
+        /* The second of two cases on one test runs it with _i = 1. */
+        if (i > 0 && cases[i].test == cases[i - 1].test)
+            tcase_add_loop_test(t, cases[i].test, 1, 2);
+        else
+            tcase_add_test(t, cases[i].test);
         if (cases[i].tags)
             tcase_set_tags(t, cases[i].tags);
         suite_add_tcase(s, t);

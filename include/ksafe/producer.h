@@ -376,7 +376,14 @@ KSAFE_EXTERN int ksafe_producer_get_stats(ksafe_producer *p,
 /** Releases the producer (closing it first if needed). Accepts NULL. */
 KSAFE_EXTERN void ksafe_producer_free(ksafe_producer *p);
 
-/** The underlying librdkafka handle, borrowed: do not destroy it. */
+/**
+ * The underlying librdkafka handle, borrowed: do not destroy it, and do not
+ * send records through it (rd_kafka_produce*()): ksafe would not count
+ * them in flight, so flush, close and the stats would not wait for or
+ * account for them, and their delivery reports would reach ksafe's
+ * callback with an opaque it did not make. For reading metadata, settings
+ * and statistics. After ksafe_producer_recover() it is a new handle.
+ */
 KSAFE_EXTERN rd_kafka_t *ksafe_producer_rdkafka(ksafe_producer *p);
 
 KSAFE_END_DECLS

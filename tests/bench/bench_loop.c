@@ -13,7 +13,8 @@
  * not measured either).
  *
  *   meson test -C build --benchmark bench-loop   (or run the binary)
- *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (5)
+ *   env: KSAFE_BENCH_RECORDS (default 1000000), KSAFE_BENCH_ROUNDS (5),
+ *        KSAFE_BENCH_JSON=path or --json path: results as JSON
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 #include <time.h>
 
 #include <ksafe/ksafe.h>
+
+#include "bench_json.h"
 
 #define PARTITIONS 32
 #define VALUE_SIZE 100
@@ -251,13 +254,7 @@ static result run_raw(const char *bootstrap, const char *topic,
     return r;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-int main(void)
+int main(int argc, char **argv)
 {
     const char *env_n = getenv("KSAFE_BENCH_RECORDS");
     const char *env_r = getenv("KSAFE_BENCH_ROUNDS");
@@ -265,9 +262,11 @@ int main(void)
     int rounds = env_r ? atoi(env_r) : 5, i;
     double ks[16], rw[16], rb[16], ratio[16], ratio_b[16];
     double cks[16], crw[16], crb[16];
+    double m_ks, m_rw, m_rb, m_ratio, m_ratio_b, m_cks, m_crw, m_crb;
     ksafe_mock_cluster *mc;
     ksafe_error err;
     const char *bootstrap, *topic = "bench";
+    bench_json *js = bench_json_open("bench-loop", argc, argv);
 
     if (rounds < 1 || rounds > 16 || n < 1000)
         die("KSAFE_BENCH_ROUNDS 1..16, KSAFE_BENCH_RECORDS >= 1000", NULL);
@@ -279,6 +278,12 @@ int main(void)
            "%d B, commit every %d records or %d ms\n",
            ksafe_rdkafka_version(), PARTITIONS, n, VALUE_SIZE, COMMIT_EVERY,
            COMMIT_MS);
+    bench_json_setting(js, "records", (double)n);
+    bench_json_setting(js, "rounds", rounds);
+    bench_json_setting(js, "partitions", PARTITIONS);
+    bench_json_setting(js, "value_bytes", VALUE_SIZE);
+    bench_json_setting(js, "commit_every_records", COMMIT_EVERY);
+    bench_json_setting(js, "commit_interval_ms", COMMIT_MS);
     produce(bootstrap, topic, n);
     printf("raw = rd_kafka_offset_store() per record; raw-batched = last "
            "offset per partition stored before each commit\n");
@@ -319,22 +324,40 @@ int main(void)
                "%4.0f %4.0f %4.0f\n", i + 1, ks[i], rw[i], rb[i],
                100 * ratio[i], 100 * ratio_b[i], a.commits / a.seconds,
                cks[i], crw[i], crb[i]);
+        bench_json_round(js);
+        bench_json_round_set(js, "ksafe_rec_per_s", ks[i]);
+        bench_json_round_set(js, "raw_rec_per_s", rw[i]);
+        bench_json_round_set(js, "raw_batched_rec_per_s", rb[i]);
+        bench_json_round_set(js, "ratio", ratio[i]);
+        bench_json_round_set(js, "ratio_batched", ratio_b[i]);
+        bench_json_round_set(js, "ksafe_thread_cpu_ns_per_rec", cks[i]);
+        bench_json_round_set(js, "raw_thread_cpu_ns_per_rec", crw[i]);
+        bench_json_round_set(js, "raw_batched_thread_cpu_ns_per_rec", crb[i]);
     }
-    qsort(ks, (size_t)rounds, sizeof(double), cmp);
-    qsort(rw, (size_t)rounds, sizeof(double), cmp);
-    qsort(rb, (size_t)rounds, sizeof(double), cmp);
-    qsort(ratio, (size_t)rounds, sizeof(double), cmp);
-    qsort(ratio_b, (size_t)rounds, sizeof(double), cmp);
-    qsort(cks, (size_t)rounds, sizeof(double), cmp);
-    qsort(crw, (size_t)rounds, sizeof(double), cmp);
-    qsort(crb, (size_t)rounds, sizeof(double), cmp);
+    m_ks = bench_median(ks, rounds);
+    m_rw = bench_median(rw, rounds);
+    m_rb = bench_median(rb, rounds);
+    m_ratio = bench_median(ratio, rounds);
+    m_ratio_b = bench_median(ratio_b, rounds);
+    m_cks = bench_median(cks, rounds);
+    m_crw = bench_median(crw, rounds);
+    m_crb = bench_median(crb, rounds);
     printf("median: ksafe %.0f rec/s, raw %.0f, raw-batched %.0f; "
            "ksafe/raw %.1f%% (target >= 97%%), ksafe/raw-batched %.1f%%\n",
-           ks[rounds / 2], rw[rounds / 2], rb[rounds / 2],
-           100 * ratio[rounds / 2], 100 * ratio_b[rounds / 2]);
+           m_ks, m_rw, m_rb,
+           100 * m_ratio, 100 * m_ratio_b);
     printf("median polling-thread CPU per record: ksafe %.0f ns, raw %.0f ns, "
            "raw-batched %.0f ns\n",
-           cks[rounds / 2], crw[rounds / 2], crb[rounds / 2]);
+           m_cks, m_crw, m_crb);
+    bench_json_median(js, "ksafe_rec_per_s", m_ks);
+    bench_json_median(js, "raw_rec_per_s", m_rw);
+    bench_json_median(js, "raw_batched_rec_per_s", m_rb);
+    bench_json_median(js, "ratio", m_ratio);
+    bench_json_median(js, "ratio_batched", m_ratio_b);
+    bench_json_median(js, "ksafe_thread_cpu_ns_per_rec", m_cks);
+    bench_json_median(js, "raw_thread_cpu_ns_per_rec", m_crw);
+    bench_json_median(js, "raw_batched_thread_cpu_ns_per_rec",
+                      m_crb);
     ksafe_mock_cluster_free(mc);
-    return 0;
+    return bench_json_close(js) ? 1 : 0;
 }
