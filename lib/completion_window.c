@@ -101,6 +101,11 @@ int64_t ksafe__cwin_oldest(const ksafe__cwin *w)
     return w->len ? w->off[w->head] : -1;
 }
 
+void *ksafe__cwin_oldest_item(const ksafe__cwin *w)
+{
+    return w->len ? w->item[w->head] : NULL; /* the head is never done */
+}
+
 void ksafe__cwin_reset(ksafe__cwin *w, ksafe__cwin_forget_fn forget,
                        void *arg)
 {

@@ -69,6 +69,9 @@ size_t ksafe__cwin_inflight(const ksafe__cwin *w);
 /* The lowest unfinished offset, or -1 when none is in flight. */
 int64_t ksafe__cwin_oldest(const ksafe__cwin *w);
 
+/* Its item, or NULL. */
+void *ksafe__cwin_oldest_item(const ksafe__cwin *w);
+
 /* Called by reset for each item still in the window, with done = 1 for a
  * record that completed behind an unfinished one (free it) and 0 for one
  * still running (its completion comes later and must be dropped). */

@@ -44,13 +44,13 @@ uint32_t ksafe__lanes_pick(const ksafe__lanes *L, int32_t partition,
 }
 
 int ksafe__lanes_push(ksafe__lanes *L, ksafe__lane_link *r, uint32_t lane,
-                      int32_t partition)
+                      const void *owner)
 {
     ksafe__lane *l = &L->lane[lane & L->mask];
 
     r->next = NULL;
     r->lane = lane & L->mask;
-    r->partition = partition;
+    r->owner = owner;
     if (!l->head) {
         l->head = l->tail = r;
         return 1;
@@ -77,7 +77,7 @@ ksafe__lane_link *ksafe__lanes_done(ksafe__lanes *L, ksafe__lane_link *r)
     return l->head;
 }
 
-size_t ksafe__lanes_drop(ksafe__lanes *L, int32_t partition,
+size_t ksafe__lanes_drop(ksafe__lanes *L, const void *owner,
                          void (*drop)(ksafe__lane_link *r, void *opaque),
                          void *opaque)
 {
@@ -91,7 +91,7 @@ size_t ksafe__lanes_drop(ksafe__lanes *L, int32_t partition,
             continue;
         prev = l->head; /* the head runs: the caller settles it */
         while ((r = prev->next)) {
-            if (r->partition != partition) {
+            if (r->owner != owner) {
                 prev = r;
                 continue;
             }

@@ -22,7 +22,7 @@
 typedef struct ksafe__lane_link {
     struct ksafe__lane_link *next;
     uint32_t lane;
-    int32_t partition; /* for ksafe__lanes_drop */
+    const void *owner; /* the record's partition, for ksafe__lanes_drop */
 } ksafe__lane_link;
 
 typedef struct ksafe__lane {
@@ -45,10 +45,12 @@ void ksafe__lanes_free(ksafe__lanes *L);
 uint32_t ksafe__lanes_pick(const ksafe__lanes *L, int32_t partition,
                            const void *key, size_t key_len);
 
-/* Adds a record at the tail of lane `lane` (masked). 1: its lane was idle,
- * so the record may run now; 0: it waits behind the lane's head. */
+/* Adds a record of partition `owner` (any pointer naming it: partitions of
+ * two topics share numbers) at the tail of lane `lane` (masked). 1: its
+ * lane was idle, so the record may run now; 0: it waits behind the lane's
+ * head. */
 int ksafe__lanes_push(ksafe__lanes *L, ksafe__lane_link *r, uint32_t lane,
-                      int32_t partition);
+                      const void *owner);
 
 /* The lane's head finished for good (handled, skipped, dead-lettered). Returns
  * the record that may run next in that lane, or NULL when the lane is now
@@ -56,11 +58,11 @@ int ksafe__lanes_push(ksafe__lanes *L, ksafe__lane_link *r, uint32_t lane,
 ksafe__lane_link *ksafe__lanes_done(ksafe__lanes *L, ksafe__lane_link *r);
 
 /* A partition was revoked or lost: unlinks every waiting (not head) record
- * of that partition, calling `drop` for each, and returns how many. Heads
+ * of `owner`, calling `drop` for each, and returns how many. Heads
  * are running or backing off: the caller discards their results by
  * ownership epoch and still calls ksafe__lanes_done for each, which frees
  * the lane for whatever of other partitions waits behind. */
-size_t ksafe__lanes_drop(ksafe__lanes *L, int32_t partition,
+size_t ksafe__lanes_drop(ksafe__lanes *L, const void *owner,
                          void (*drop)(ksafe__lane_link *r, void *opaque),
                          void *opaque);
 

@@ -132,7 +132,7 @@ static int validate(const ksafe_loop_options *o, ksafe_error *err)
         return ksafe__error_set(err, KSAFE_EINVAL, 0, 0,
                                 "poll_timeout_ms is %d, outside 1..60000",
                                 o->poll_timeout_ms);
-    return 0;
+    return ksafe__loop_validate_workers(o, err);
 }
 
 /* ---- rebalance --------------------------------------------------------- */
@@ -573,7 +573,9 @@ int ksafe_run(ksafe_consumer *c, const ksafe_loop_options *opts,
 
     rebalances_before = c->rebalances;
     commits_before = c->commits_sent;
-    while (!L.rc && !ksafe_consumer_stop_requested(c)) {
+    if (opts->workers > 1)
+        ksafe__loop_run_workers(&L);
+    else while (!L.rc && !ksafe_consumer_stop_requested(c)) {
         collect(&L);
         if (L.blen) {
             handle_batch(&L);

@@ -6,6 +6,8 @@
  * lib/loop_parts.c  the partition table: pause state and pending queues
  * lib/loop_retry.c  retry with backoff, failure policy, dead letters
  * lib/loop_dedup.c  a batch in one dedup store transaction
+ * lib/loop_workers.c the loop with workers (completion windows, key lanes,
+ *                    the worker pool)
  */
 #ifndef KSAFE_LOOP_INTERNAL_H
 #define KSAFE_LOOP_INTERNAL_H
@@ -115,6 +117,18 @@ void store_trouble(loop *L, const ksafe_error *he);
 /* At-most-once: the batch's position was not acknowledged (why in *e), so
  * its records may not be handled yet; they wait with backoff, paused. */
 void commit_trouble(loop *L, const ksafe_error *e);
+
+/* Publishes `m` to the dead-letter topic and waits for the broker: 0, or
+ * -1 with L->rc set (KSAFE_EHANDLER naming the record and why). */
+int ksafe__loop_dead_letter(loop *L, const rd_kafka_message_t *m,
+                            int attempts, const char *why);
+
+/* ---- loop_workers.c ---- */
+/* The workers' options (any `workers` value): 0 or KSAFE_EINVAL. */
+int ksafe__loop_validate_workers(const ksafe_loop_options *o, ksafe_error *err);
+/* ksafe_run's loop when o->workers > 1: runs until stop or L->rc, drains,
+ * and returns L->rc; the caller closes the consumer. */
+int ksafe__loop_run_workers(loop *L);
 
 /* ---- loop_dedup.c ---- */
 enum { DEDUP_RECORD = -1, DEDUP_STORE = -2, DEDUP_STOP = -3 };

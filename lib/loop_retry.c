@@ -7,8 +7,8 @@
 
 #include "loop_internal.h"
 
-static int dead_letter(loop *L, const rd_kafka_message_t *m, int attempts,
-                       const char *why)
+int ksafe__loop_dead_letter(loop *L, const rd_kafka_message_t *m,
+                            int attempts, const char *why)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     ksafe__dead_letter d;
@@ -57,7 +57,7 @@ int settle_failure(loop *L, lpart *p, rd_kafka_message_t *m,
         L->st->skipped++;
         return 1;
     case KSAFE_FAILURE_DEAD_LETTER:
-        return dead_letter(L, m, p->attempts, why) ? -1 : 1;
+        return ksafe__loop_dead_letter(L, m, p->attempts, why) ? -1 : 1;
     case KSAFE_FAILURE_STOP:
     default:
         L->rc = ksafe__error_set(L->err, KSAFE_EHANDLER, 0, 0,

@@ -112,7 +112,9 @@ START_TEST(items_come_back_when_the_position_passes_them)
     ck_assert_int_eq(ksafe__cwin_complete(&w, 2, log_passed, &l), 0);
     ck_assert_int_eq(ksafe__cwin_complete(&w, 4, log_passed, &l), 0);
     ck_assert_int_eq(l.n, 0);
+    ck_assert_ptr_eq(ksafe__cwin_oldest_item(&w), &it[1]);
     ck_assert_int_eq(ksafe__cwin_complete(&w, 1, log_passed, &l), 1);
+    ck_assert_ptr_eq(ksafe__cwin_oldest_item(&w), &it[5]);
     ck_assert_int_eq(l.n, 3);
     ck_assert_ptr_eq(l.item[0], &it[1]);
     ck_assert_ptr_eq(l.item[1], &it[2]);

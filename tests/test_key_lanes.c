@@ -12,6 +12,10 @@
 #include "testutil.h"
 #include "../lib/key_lanes.h"
 
+/* The owner of partition p of the test's one topic. */
+static const char owners[64];
+#define OWNER(p) ((const void *)&owners[p])
+
 typedef struct rec {
     ksafe__lane_link link; /* first: a link is its record */
     int32_t partition;
@@ -41,9 +45,9 @@ START_TEST(same_lane_waits_other_lanes_run)
     lc = lane_of(&L, &c);
     ck_assert_uint_ne(la, lc); /* these two do not collide at 1024 lanes */
     ck_assert_uint_eq(la, lane_of(&L, &b));
-    ck_assert_int_eq(ksafe__lanes_push(&L, &a.link, la, 0), 1);
-    ck_assert_int_eq(ksafe__lanes_push(&L, &b.link, la, 0), 0);
-    ck_assert_int_eq(ksafe__lanes_push(&L, &c.link, lc, 0), 1);
+    ck_assert_int_eq(ksafe__lanes_push(&L, &a.link, la, OWNER(0)), 1);
+    ck_assert_int_eq(ksafe__lanes_push(&L, &b.link, la, OWNER(0)), 0);
+    ck_assert_int_eq(ksafe__lanes_push(&L, &c.link, lc, OWNER(0)), 1);
     ck_assert_uint_eq(L.queued, 1);
     /* b is not the head: finishing it is refused and changes nothing */
     ck_assert_ptr_null(ksafe__lanes_done(&L, &b.link));
@@ -53,7 +57,7 @@ START_TEST(same_lane_waits_other_lanes_run)
     ck_assert_ptr_null(ksafe__lanes_done(&L, &b.link));
     ck_assert_ptr_null(ksafe__lanes_done(&L, &c.link));
     /* idle again: the next record runs at once */
-    ck_assert_int_eq(ksafe__lanes_push(&L, &a.link, la, 0), 1);
+    ck_assert_int_eq(ksafe__lanes_push(&L, &a.link, la, OWNER(0)), 1);
     ksafe__lanes_free(&L);
 }
 END_TEST
@@ -91,9 +95,9 @@ START_TEST(drop_unlinks_only_waiting_records_of_the_partition)
 
     ck_assert_int_eq(ksafe__lanes_init(&L, 1), 0); /* all collide */
     for (i = 0; i < 6; i++)
-        ck_assert_int_eq(ksafe__lanes_push(&L, &r[i].link, 0, r[i].partition),
+        ck_assert_int_eq(ksafe__lanes_push(&L, &r[i].link, 0, OWNER(r[i].partition)),
                          i == 0);
-    ck_assert_uint_eq(ksafe__lanes_drop(&L, 0, mark_dropped, &dropped), 2);
+    ck_assert_uint_eq(ksafe__lanes_drop(&L, OWNER(0), mark_dropped, &dropped), 2);
     ck_assert_int_eq(dropped, 2);
     ck_assert_int_eq(r[2].state, 3);
     ck_assert_int_eq(r[5].state, 3);
@@ -103,7 +107,7 @@ START_TEST(drop_unlinks_only_waiting_records_of_the_partition)
     ck_assert_ptr_eq(ksafe__lanes_done(&L, &r[1].link), &r[3].link);
     ck_assert_ptr_eq(ksafe__lanes_done(&L, &r[3].link), &r[4].link);
     /* the tail moved back correctly: a push lands behind r[4] */
-    ck_assert_int_eq(ksafe__lanes_push(&L, &r[2].link, 0, 0), 0);
+    ck_assert_int_eq(ksafe__lanes_push(&L, &r[2].link, 0, OWNER(0)), 0);
     ck_assert_ptr_eq(ksafe__lanes_done(&L, &r[4].link), &r[2].link);
     ck_assert_ptr_null(ksafe__lanes_done(&L, &r[2].link));
     ck_assert_uint_eq(L.queued, 0);
@@ -152,7 +156,7 @@ START_TEST(random_runs_keep_per_key_order)
             x->key = rand() % 10 ? rand() % K : -1;
             x->seq = next_seq[x->partition][x->key + 1]++;
             lane = lane_of(&L, x);
-            if (ksafe__lanes_push(&L, &x->link, lane, x->partition)) {
+            if (ksafe__lanes_push(&L, &x->link, lane, OWNER(x->partition))) {
                 ck_assert_int_eq(lane_busy[lane], 0);
                 lane_busy[lane] = 1;
                 x->state = 1;
@@ -181,7 +185,7 @@ START_TEST(random_runs_keep_per_key_order)
              * their results discarded; sequences restart after them */
             int p = rand() % P;
             size_t k;
-            dropped += (int)ksafe__lanes_drop(&L, p, mark_dropped, &(int){0});
+            dropped += (int)ksafe__lanes_drop(&L, OWNER(p), mark_dropped, &(int){0});
             for (k = 0; k < n_running; k++)
                 if (running[k]->partition == p)
                     running[k]->state = 4; /* result discarded */

@@ -33,9 +33,11 @@ typedef enum ksafe_handler_result {
 /**
  * Handles one record. `msg` is borrowed for the call. On RETRY or FAIL the
  * handler may describe the problem in `err->message` (it is logged and goes
- * into dead-letter headers). Runs on the thread that called ksafe_run().
- * Each single call must return within max_poll_interval_ms of the consumer:
- * retries do not count against it, one long call does.
+ * into dead-letter headers). Runs on the thread that called ksafe_run(),
+ * or with ksafe_loop_options.workers on a worker thread, beside other
+ * calls of itself. Without workers each single call must return within
+ * max_poll_interval_ms of the consumer (retries do not count against it,
+ * one long call does); with workers it need not.
  */
 typedef ksafe_handler_result (*ksafe_record_handler)(const ksafe_message *msg,
                                                      ksafe_error *err,
@@ -79,6 +81,22 @@ typedef enum ksafe_failure_policy {
     KSAFE_FAILURE_DEAD_LETTER /**< publish to dead_letter_topic, then mark */
 } ksafe_failure_policy;
 
+/**
+ * With workers: which records must wait for which (docs/loop.md,
+ * "Workers").
+ */
+typedef enum ksafe_ordering {
+    /** Records of one partition one at a time, in offset order (default):
+     * the single-threaded loop's order, parallel across partitions. */
+    KSAFE_ORDER_PARTITION = 0,
+    /** Records with the same key one at a time, in offset order; different
+     * keys of one partition in parallel. Records without a key follow
+     * their partition's order. */
+    KSAFE_ORDER_KEY,
+    /** No order: any record may run beside any other. */
+    KSAFE_ORDER_NONE
+} ksafe_ordering;
+
 /** Counters of one ksafe_run(), readable while it runs (same thread) and after. */
 typedef struct ksafe_loop_stats {
     uint64_t polled;        /**< records received from the consumer */
@@ -98,7 +116,15 @@ typedef struct ksafe_loop_stats {
     uint64_t lost;          /**< partitions lost (no commit for them) */
     uint64_t store_errors;  /**< dedup store failures retried (no record
                                  was charged for them) */
-    uint64_t reserved[5];   /**< for future counters; zero */
+    /* with workers (0 without) */
+    uint64_t in_flight;     /**< records received and not yet committable
+                                 (running, waiting their turn, or done
+                                 behind an unfinished one) */
+    uint64_t waiting;       /**< of those, waiting behind their key or
+                                 partition, or for a free worker */
+    uint64_t oldest_in_flight_ms; /**< age of the oldest unfinished record */
+    uint64_t worker_busy_ms; /**< time the workers spent in the handler */
+    uint64_t reserved[1];   /**< for future counters; zero */
 } ksafe_loop_stats;
 
 /** The version of ksafe_loop_options these headers define. */
@@ -168,6 +194,35 @@ typedef struct ksafe_loop_options {
      * member in the group; a success resets the clock.
      */
     int store_retry_max_ms;
+    /*
+     * Workers (docs/loop.md, "Workers"). 0 or 1 (default): the handler runs
+     * on the thread that called ksafe_run, one record at a time. 2..1024:
+     * the handler runs on that many worker threads, in the order
+     * `ordering` asks, while the calling thread only polls, dispatches and
+     * commits, so the member keeps its partitions however long one call
+     * takes. The handler must then be safe to call from several threads at
+     * once (`payload` is shared) and may not call the consumer; the record
+     * it gets stays valid for the call. Each partition commits only up to
+     * its lowest unfinished record, so a crash repeats at most the records
+     * after that. With workers: a record `handler` (no batch_handler),
+     * KSAFE_AT_LEAST_ONCE, no dedup_store (yet); anything else is refused
+     * with KSAFE_EINVAL.
+     */
+    int workers;
+    /** With workers; default KSAFE_ORDER_PARTITION. Without workers every
+     * ordering holds (one record at a time, in offset order). */
+    ksafe_ordering ordering;
+    /** With workers: records in flight (see ksafe_loop_stats.in_flight) over
+     * all partitions before every partition is paused; default 10000. */
+    size_t max_in_flight;
+    /** With workers: in flight per partition before it is paused; default
+     * 1000. A paused partition resumes at half. */
+    size_t max_in_flight_per_partition;
+    /** With workers: at a revoke or a stop, how long running handler calls
+     * of the partitions given up are waited for before their results are
+     * dropped (their records come again); default 10000, keep it well
+     * under the consumer's session_timeout_ms. */
+    int drain_timeout_ms;
 } ksafe_loop_options;
 
 /** The defaults: at-least-once, commits every 1000 records or 1 s, 5
@@ -176,7 +231,7 @@ typedef struct ksafe_loop_options {
     { KSAFE_LOOP_OPTIONS_VERSION, NULL, NULL, NULL, 100, 100,                \
       KSAFE_AT_LEAST_ONCE, 1000, 1000, 5, 100, 2.0, 10000, 0.2,              \
       KSAFE_FAILURE_STOP, NULL, NULL, 1000, 100, NULL, NULL, NULL, 0,        \
-      60000 }
+      60000, 0, KSAFE_ORDER_PARTITION, 10000, 1000, 10000 }
 
 /** Sets `opts` to the defaults of `version`. */
 KSAFE_EXTERN int ksafe_loop_options_init(ksafe_loop_options *opts,
