@@ -99,6 +99,8 @@ START_TEST(joining_consumer)
     ck_assert_str_eq(st->join_state, "wait-join");
     ck_assert_int_eq(st->assignment_size, 0);
     ck_assert_int_eq(st->rebalances, 0);
+    /* no rebalance yet: librdkafka writes rebalance_age 0, which is no age */
+    ck_assert_int_eq(st->rebalance_age_ms, U);
     ksafe_stats_free(st);
 }
 END_TEST
