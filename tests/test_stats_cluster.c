@@ -14,7 +14,8 @@
 typedef struct seen {
     pthread_t poller;
     int calls, wrong_thread;
-    int64_t hi[PARTS], lag[PARTS], processed_lag[PARTS];
+    int64_t hi[PARTS], lag[PARTS], processed_lag[PARTS], marked[PARTS];
+    int64_t want[PARTS]; /* phases 3 and 4: the marked position */
     int assigned[PARTS];
     char group[64];
     char *text; /* the last Prometheus rendering */
@@ -38,14 +39,16 @@ static void keep_stats(ksafe_consumer *c, const ksafe_stats *st, void *arg)
         s->hi[p->partition] = p->high_watermark;
         s->lag[p->partition] = p->lag;
         s->processed_lag[p->partition] = p->processed_lag;
+        s->marked[p->partition] = p->marked_offset;
         s->assigned[p->partition] = p->assigned;
     }
     free(s->text);
     ck_assert_ok(ksafe_stats_prometheus(&s->text, st, NULL, &err), err);
 }
 
-/* Polls (marking nothing) until `done` holds for every partition with
- * records, or 30 s. */
+/* Polls (marking nothing) until phase `what` holds for every partition
+ * with records, or 30 s: 0 all polled, 1 processed lag 0, 2 lag 0, 3
+ * processed lag hi - want, 4 lag hi - want. */
 static int settled(const seen *s, int what)
 {
     int p, with_records = 0;
@@ -62,12 +65,22 @@ static int settled(const seen *s, int what)
             return 0;
         if (what == 2 && s->lag[p] != 0)
             return 0;
+        if (what == 3 && s->processed_lag[p] != s->hi[p] - s->want[p])
+            return 0;
+        if (what == 4 && s->lag[p] != s->hi[p] - s->want[p])
+            return 0;
     }
     return with_records > 0;
 }
 
-static void poll_until(ksafe_consumer *c, seen *s, int what,
-                       ksafe_message **keep, int *got)
+/* Every record polled, by partition and offset (RECORDS at most). */
+typedef struct polled {
+    ksafe_message *m[PARTS][RECORDS];
+    int n[PARTS];
+} polled;
+
+static void poll_until(ksafe_consumer *c, seen *s, int what, polled *keep,
+                       int *got)
 {
     int64_t deadline = (int64_t)time(NULL) + 30;
     ksafe_error err;
@@ -78,8 +91,8 @@ static void poll_until(ksafe_consumer *c, seen *s, int what,
         ck_assert_ok(ksafe_consumer_poll(c, 50, &m, &err), err);
         if (m) {
             int p = ksafe_message_partition(m);
-            ksafe_message_free(keep[p]);
-            keep[p] = m; /* the last record of each partition */
+            ck_assert(p < PARTS && keep->n[p] < RECORDS);
+            keep->m[p][keep->n[p]++] = m;
             (*got)++;
         }
         if (s->calls >= 2 && *got == RECORDS && settled(s, what))
@@ -90,17 +103,32 @@ static void poll_until(ksafe_consumer *c, seen *s, int what,
                  what, *got, s->calls);
 }
 
+/* The line `family{consumergroup,topic,partition} value` is in s->text. */
+static void assert_line(const seen *s, const char *family, const char *topic,
+                        int p, int64_t value)
+{
+    char expect[320];
+
+    snprintf(expect, sizeof(expect),
+             "\n%s{consumergroup=\"%s\",topic=\"%s\",partition=\"%d\"} "
+             "%lld\n",
+             family, s->group, topic, p, (long long)value);
+    ck_assert_msg(strstr(s->text, expect), "no \"%s\" in:\n%.1500s", expect,
+                  s->text);
+}
+
 START_TEST(lag_falls_to_zero)
 {
     ksafe_consumer_options o;
     ksafe_consumer *c;
-    ksafe_message *last[PARTS] = {NULL, NULL};
+    polled *got_m = calloc(1, sizeof(*got_m));
     ksafe_error err;
-    char topic[64], expect[256];
+    char topic[64];
     seen s;
-    int p, got = 0;
+    int p, i, got = 0;
     const char *t = topic;
 
+    ck_assert_ptr_nonnull(got_m);
     memset(&s, 0, sizeof(s));
     s.poller = pthread_self();
     ksafe_test_unique_name(topic, sizeof(topic), "stats");
@@ -118,37 +146,68 @@ START_TEST(lag_falls_to_zero)
 
     /* everything polled, nothing marked or committed: lag and processed
      * lag are unknown, not 0 */
-    poll_until(c, &s, 0, last, &got);
+    poll_until(c, &s, 0, got_m, &got);
     for (p = 0; p < PARTS; p++)
         if (s.hi[p] > 0) {
             ck_assert(!ksafe_stats_known(s.lag[p]));
             ck_assert(!ksafe_stats_known(s.processed_lag[p]));
         }
-    /* marked: processed lag 0; not committed: lag still unknown */
-    for (p = 0; p < PARTS; p++)
-        if (last[p])
-            ck_assert_ok(ksafe_consumer_done(c, last[p], &err), err);
-    poll_until(c, &s, 1, last, &got);
+    /* half of each partition marked: processed lag is what is left after
+     * the record marked, exactly */
+    for (p = 0; p < PARTS; p++) {
+        const ksafe_message *half;
+
+        if (!got_m->n[p])
+            continue;
+        ck_assert_int_eq(got_m->n[p], s.hi[p]); /* offsets 0..hi-1 */
+        half = got_m->m[p][(got_m->n[p] - 1) / 2];
+        s.want[p] = ksafe_message_offset(half) + 1;
+        ck_assert_ok(ksafe_consumer_done(c, half, &err), err);
+    }
+    poll_until(c, &s, 3, got_m, &got);
+    for (p = 0; p < PARTS; p++) {
+        if (s.hi[p] == 0)
+            continue;
+        ck_assert_int_eq(s.marked[p], s.want[p]);
+        ck_assert_int_eq(s.processed_lag[p], s.hi[p] - s.want[p]);
+        ck_assert(s.processed_lag[p] > 0);
+        ck_assert(!ksafe_stats_known(s.lag[p])); /* not committed */
+        assert_line(&s, "ksafe_consumergroup_processed_lag", topic, p,
+                    s.hi[p] - s.want[p]);
+        assert_line(&s, "ksafe_consumergroup_marked_offset", topic, p,
+                    s.want[p]);
+    }
+    /* the half committed: lag is the other half */
+    ck_assert_ok(ksafe_consumer_commit(c, KSAFE_COMMIT_SYNC, &err), err);
+    poll_until(c, &s, 4, got_m, &got);
     for (p = 0; p < PARTS; p++)
         if (s.hi[p] > 0)
-            ck_assert(!ksafe_stats_known(s.lag[p]));
+            assert_line(&s, "kafka_consumergroup_lag", topic, p,
+                        s.hi[p] - s.want[p]);
+    /* all marked: processed lag 0; lag still the committed half's */
+    for (p = 0; p < PARTS; p++)
+        if (got_m->n[p])
+            ck_assert_ok(ksafe_consumer_done(c, got_m->m[p][got_m->n[p] - 1],
+                                             &err),
+                         err);
+    poll_until(c, &s, 1, got_m, &got);
+    for (p = 0; p < PARTS; p++)
+        if (s.hi[p] > 0)
+            ck_assert_int_eq(s.lag[p], s.hi[p] - s.want[p]);
     /* committed: lag 0 */
     ck_assert_ok(ksafe_consumer_commit(c, KSAFE_COMMIT_SYNC, &err), err);
-    poll_until(c, &s, 2, last, &got);
+    poll_until(c, &s, 2, got_m, &got);
     ck_assert_int_eq(s.wrong_thread, 0);
     for (p = 0; p < PARTS; p++) {
         if (s.hi[p] == 0)
             continue;
-        snprintf(expect, sizeof(expect),
-                 "\nkafka_consumergroup_lag{consumergroup=\"%s\",topic=\"%s\","
-                 "partition=\"%d\"} 0\n",
-                 s.group, topic, p);
-        ck_assert_msg(strstr(s.text, expect), "no \"%s\" in:\n%s", expect,
-                      s.text);
+        assert_line(&s, "kafka_consumergroup_lag", topic, p, 0);
         stats_check_exposition(s.text);
     }
     for (p = 0; p < PARTS; p++)
-        ksafe_message_free(last[p]);
+        for (i = 0; i < got_m->n[p]; i++)
+            ksafe_message_free(got_m->m[p][i]);
+    free(got_m);
     ck_assert_ok(ksafe_consumer_close(c, &err), err);
     ksafe_consumer_free(c);
     free(s.text);
