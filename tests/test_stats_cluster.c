@@ -1,7 +1,9 @@
 /*
  * tests/test_stats_cluster.c - a consumer's on_stats on the embedded
- * cluster: runs on the polling thread, and lag and processed lag go from
- * unknown to 0 as the records are marked, then committed (test
+ * cluster: runs on the polling thread; lag and processed lag go from
+ * unknown through the exact half to 0 as the records are marked, then
+ * committed; a partition given to another member is left out of the page;
+ * a closed (or, issue 4312, kept) consumer stops queuing documents (test
  * `stats-cluster`, KSAFE_STATS_PART=cluster).
  */
 #include <pthread.h>
@@ -217,6 +219,107 @@ START_TEST(lag_falls_to_zero)
 }
 END_TEST
 
+/* ---- a partition that went to another member --------------------------- */
+
+/* Polls `c`, marking what it gets; 1 when it got a record. */
+static int poll_mark(ksafe_consumer *c)
+{
+    ksafe_message *m;
+    ksafe_error err;
+
+    ck_assert_ok(ksafe_consumer_poll(c, 50, &m, &err), err);
+    if (!m)
+        return 0;
+    ck_assert_ok(ksafe_consumer_done(c, m, &err), err);
+    ksafe_message_free(m);
+    return 1;
+}
+
+/* One member's partition -1 aside: which of PARTS it holds. */
+static int split_seen(const seen *s, int *kept, int *gone)
+{
+    int p;
+
+    *kept = *gone = -1;
+    for (p = 0; p < PARTS; p++) {
+        if (s->assigned[p] == 1)
+            *kept = p;
+        else if (s->assigned[p] == 0)
+            *gone = p;
+    }
+    return *kept >= 0 && *gone >= 0;
+}
+
+/*
+ * A holds both partitions and commits them; B joins and takes one. A's
+ * statistics still list the one it gave away, with the values of A's
+ * last fetch and commit: rendered, they are a lag that never moves and
+ * that B's page counts again. A's page leaves it out; the struct keeps
+ * it with assigned 0.
+ */
+START_TEST(revoked_partition_is_not_rendered)
+{
+    ksafe_consumer_options o;
+    ksafe_consumer *a, *b;
+    ksafe_error err;
+    char topic[64], where[32];
+    seen s;
+    int got = 0, kept, gone, calls;
+    int64_t deadline;
+    const char *t = topic;
+
+    memset(&s, 0, sizeof(s));
+    s.poller = pthread_self();
+    ksafe_test_unique_name(topic, sizeof(topic), "stats-two");
+    ksafe_test_unique_name(s.group, sizeof(s.group), "stats-two-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err), err);
+    test_produce(tc, topic, 0, RECORDS);
+
+    ksafe_test_cluster_consumer_options(tc, &o, s.group);
+    o.log_cb = test_quiet_log;
+    o.statistics_interval_ms = 100;
+    o.on_stats = keep_stats;
+    o.stats_payload = &s;
+    ck_assert_ok(ksafe_consumer_new(&a, &o, &err), err);
+    ck_assert_ok(ksafe_consumer_subscribe(a, &t, 1, &err), err);
+    deadline = (int64_t)time(NULL) + 30;
+    while (got < RECORDS && (int64_t)time(NULL) < deadline)
+        got += poll_mark(a);
+    ck_assert_int_eq(got, RECORDS);
+    ck_assert_ok(ksafe_consumer_commit(a, KSAFE_COMMIT_SYNC, &err), err);
+
+    b = test_subscribed(tc, topic, s.group);
+    deadline = (int64_t)time(NULL) + 60;
+    calls = -1;
+    while ((int64_t)time(NULL) < deadline) {
+        poll_mark(a);
+        poll_mark(b);
+        if (calls < 0 && split_seen(&s, &kept, &gone))
+            calls = s.calls;
+        if (calls >= 0 && s.calls >= calls + 3)
+            break; /* a few documents since the split */
+    }
+    ck_assert_msg(split_seen(&s, &kept, &gone),
+                  "A's statistics never showed one partition kept and one "
+                  "given away (assigned %d, %d)",
+                  s.assigned[0], s.assigned[1]);
+    snprintf(where, sizeof(where), "partition=\"%d\"", gone);
+    ck_assert_msg(!strstr(s.text, where),
+                  "A renders partition %d, now B's: %.300s", gone,
+                  strstr(s.text, where));
+    snprintf(where, sizeof(where), "partition=\"%d\"", kept);
+    if (s.hi[kept] > 0)
+        ck_assert_msg(strstr(s.text, where), "A leaves out its partition %d",
+                      kept);
+    stats_check_exposition(s.text);
+    ck_assert_ok(ksafe_consumer_close(b, &err), err);
+    ksafe_consumer_free(b);
+    ck_assert_ok(ksafe_consumer_close(a, &err), err);
+    ksafe_consumer_free(a);
+    free(s.text);
+}
+END_TEST
+
 /* ---- a closed consumer stops queuing statistics ------------------------ */
 
 static void count_stats(ksafe_consumer *c, const ksafe_stats *st, void *arg)
@@ -311,6 +414,7 @@ TCase *stats_cluster_tcase(void)
 
     tcase_add_unchecked_fixture(t, test_cluster_up, test_cluster_down);
     tcase_add_test(t, lag_falls_to_zero);
+    tcase_add_test(t, revoked_partition_is_not_rendered);
     tcase_add_loop_test(t, closed_consumer_stops_queuing_statistics, 0, 2);
     return t;
 }
