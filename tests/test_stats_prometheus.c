@@ -151,10 +151,14 @@ START_TEST(prometheus_bad_arguments)
 
     ck_assert_int_eq(ksafe_stats_prometheus(&text, NULL, NULL, &err),
                      KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "stats, loop counters or both"));
     ck_assert_ptr_null(text);
+    ck_assert_int_eq(ksafe_stats_prometheus(&text, NULL, NULL, NULL),
+                     KSAFE_EINVAL);
     loop_counts(&ls);
     ck_assert_int_eq(ksafe_stats_prometheus(NULL, NULL, &ls, &err),
                      KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "needs an out pointer"));
     ck_assert_ok(ksafe_stats_prometheus(&text, NULL, &ls, &err), err);
     stats_check_exposition(text);
     ck_assert_ptr_nonnull(strstr(text, "ksafe_loop_polled_total 120\n"));

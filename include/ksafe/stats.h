@@ -157,8 +157,13 @@ KSAFE_EXTERN void ksafe_stats_free(ksafe_stats *stats);
  * kafka_topic_partition_current_offset (the names and labels of the common
  * Kafka exporters: consumergroup, topic, partition), ksafe_-prefixed
  * gauges for the rest, ksafe_loop_*_total counters for the loop. An
- * unknown value is left out, never written as 0. On success *out is a
- * NUL-terminated text owned by the caller (release it with free()).
+ * unknown value is left out, never written as 0, and so are partitions
+ * with assigned == 0 (revoked: their values are frozen). The text is one
+ * whole page: each call writes every family's HELP and TYPE, so two
+ * renderings concatenated are not valid 0.0.4; render a client's stats and
+ * its loop counters in one call, and two clients as two pages. On success
+ * *out is a NUL-terminated text owned by the caller (release it with
+ * free()).
  * Errors: KSAFE_EINVAL, KSAFE_ENOMEM; *out is NULL on error.
  */
 KSAFE_EXTERN int ksafe_stats_prometheus(char **out, const ksafe_stats *stats,
