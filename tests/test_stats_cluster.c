@@ -122,32 +122,45 @@ static void assert_line(const seen *s, const char *family, const char *topic,
                   s->text);
 }
 
-START_TEST(lag_falls_to_zero)
+/* A fresh topic of PARTS partitions holding RECORDS records, and a
+ * consumer of it in a fresh group whose statistics land in `s`. */
+static ksafe_consumer *stats_consumer(seen *s, char *topic, size_t size,
+                                      const char *prefix)
 {
     ksafe_consumer_options o;
     ksafe_consumer *c;
+    ksafe_error err;
+    char group[64];
+    const char *t = topic;
+
+    memset(s, 0, sizeof(*s));
+    s->poller = pthread_self();
+    ksafe_test_unique_name(topic, size, prefix);
+    snprintf(group, sizeof(group), "%s-g", prefix);
+    ksafe_test_unique_name(s->group, sizeof(s->group), group);
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err), err);
+    test_produce(tc, topic, 0, RECORDS);
+    ksafe_test_cluster_consumer_options(tc, &o, s->group);
+    o.log_cb = test_quiet_log;
+    o.statistics_interval_ms = 100;
+    o.on_stats = keep_stats;
+    o.stats_payload = s;
+    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
+    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    return c;
+}
+
+START_TEST(lag_falls_to_zero)
+{
     polled *got_m = calloc(1, sizeof(*got_m));
+    ksafe_consumer *c;
     ksafe_error err;
     char topic[64];
     seen s;
     int p, i, got = 0;
-    const char *t = topic;
 
     ck_assert_ptr_nonnull(got_m);
-    memset(&s, 0, sizeof(s));
-    s.poller = pthread_self();
-    ksafe_test_unique_name(topic, sizeof(topic), "stats");
-    ksafe_test_unique_name(s.group, sizeof(s.group), "stats-g");
-    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err), err);
-    test_produce(tc, topic, 0, RECORDS);
-
-    ksafe_test_cluster_consumer_options(tc, &o, s.group);
-    o.log_cb = test_quiet_log;
-    o.statistics_interval_ms = 100;
-    o.on_stats = keep_stats;
-    o.stats_payload = &s;
-    ck_assert_ok(ksafe_consumer_new(&c, &o, &err), err);
-    ck_assert_ok(ksafe_consumer_subscribe(c, &t, 1, &err), err);
+    c = stats_consumer(&s, topic, sizeof(topic), "stats");
 
     /* everything polled, nothing marked or committed: lag and processed
      * lag are unknown, not 0 */
@@ -259,29 +272,14 @@ static int split_seen(const seen *s, int *kept, int *gone)
  */
 START_TEST(revoked_partition_is_not_rendered)
 {
-    ksafe_consumer_options o;
     ksafe_consumer *a, *b;
     ksafe_error err;
     char topic[64], where[32];
     seen s;
     int got = 0, kept, gone, calls;
     int64_t deadline;
-    const char *t = topic;
 
-    memset(&s, 0, sizeof(s));
-    s.poller = pthread_self();
-    ksafe_test_unique_name(topic, sizeof(topic), "stats-two");
-    ksafe_test_unique_name(s.group, sizeof(s.group), "stats-two-g");
-    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic, PARTS, &err), err);
-    test_produce(tc, topic, 0, RECORDS);
-
-    ksafe_test_cluster_consumer_options(tc, &o, s.group);
-    o.log_cb = test_quiet_log;
-    o.statistics_interval_ms = 100;
-    o.on_stats = keep_stats;
-    o.stats_payload = &s;
-    ck_assert_ok(ksafe_consumer_new(&a, &o, &err), err);
-    ck_assert_ok(ksafe_consumer_subscribe(a, &t, 1, &err), err);
+    a = stats_consumer(&s, topic, sizeof(topic), "stats-two");
     deadline = (int64_t)time(NULL) + 30;
     while (got < RECORDS && (int64_t)time(NULL) < deadline)
         got += poll_mark(a);
