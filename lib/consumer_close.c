@@ -148,6 +148,35 @@ void ksafe__consumer_park(ksafe_consumer *c)
     pthread_mutex_unlock(&parked_lock);
 }
 
+/*
+ * librdkafka keeps emitting a statistics document every interval until
+ * the handle is destroyed, onto the main queue, which the consumer
+ * forwards to its own: after close nobody polls that, and a parked handle
+ * (issue 4312) lives until the process exits, so the documents would pile
+ * up without end. Forwarded to librdkafka's background queue instead,
+ * they are served by its background thread, which calls stats_cb with no
+ * background event callback set; stats_cb sees `closed` and returns 0, so
+ * librdkafka frees each one. Rebalances and records stay on the consumer
+ * queue (only the main queue moves).
+ */
+static void drain_statistics(ksafe_consumer *c)
+{
+    rd_kafka_queue_t *main_q, *bg;
+
+    if (!c->on_stats)
+        return; /* no statistics.interval.ms: nothing is emitted */
+    if (!(bg = rd_kafka_queue_get_background(c->cl.rk))) {
+        ksafe__log(&c->cl, KSAFE_LOG_WARNING, "STATS",
+                   "no background queue: statistics documents queue up "
+                   "unread until the handle is destroyed");
+        return;
+    }
+    main_q = rd_kafka_queue_get_main(c->cl.rk);
+    rd_kafka_queue_forward(main_q, bg);
+    rd_kafka_queue_destroy(main_q);
+    rd_kafka_queue_destroy(bg);
+}
+
 int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
 {
     ksafe_error ce;
@@ -196,6 +225,7 @@ int ksafe_consumer_close(ksafe_consumer *c, ksafe_error *err)
     ksafe__consumer_serve_commits(c);
     c->closed = 1;
     c->closing = 0;
+    drain_statistics(c); /* after closed = 1: stats_cb must see it */
     if (c->close_failed && c->close_failed->cnt)
         return close_report(c, err);
     return 0;

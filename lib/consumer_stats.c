@@ -7,6 +7,8 @@
  * (rd_kafka_poll_set_consumer), so librdkafka's stats callback runs inside
  * rd_kafka_consumer_poll(), on the thread that polls: the position table
  * can be read without a lock, and on_stats runs where the user expects.
+ * After close the main queue moves to librdkafka's background thread
+ * (consumer_close.c), where stats_cb only sees `closed` and returns 0.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -146,7 +146,107 @@ static void parse_partition(const json_t *p, const char *topic,
     out->marked_offset = KSAFE_STATS_UNKNOWN;
     out->lag = ksafe__stats_behind(out->high_watermark, out->committed_offset);
     out->processed_lag = KSAFE_STATS_UNKNOWN;
-    out->fetch_queue = count(p, "fetchq_cnt");
+}
+
+static int64_t max_known(int64_t a, int64_t b)
+{
+    if (!ksafe_stats_known(a))
+        return b;
+    return ksafe_stats_known(b) && b > a ? b : a;
+}
+
+/* ---- one entry per series ----------------------------------------------
+ *
+ * A hostile (or broken) document can name one partition twice: two topic
+ * keys with one "topic", keys "0" and "00", a "partition" member against
+ * another's key; or one broker twice (a "name" against another's key).
+ * Rendered, each would be a series written twice, which a scraper
+ * refuses. The first entry counts; the others are dropped. Sorting an
+ * index keeps this O(n log n) on documents of any size. */
+
+typedef struct entry_key {
+    const char *name;
+    int64_t number;
+    size_t index;
+} entry_key;
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const entry_key *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    if (c)
+        return c;
+    if (x->number != y->number)
+        return x->number < y->number ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* keys[i] describes element i of `base` (n of `size` bytes); the array is
+ * compacted in place, in its order; returns the new count, or (size_t)-1
+ * out of memory. */
+static size_t drop_repeats(void *base, size_t size, entry_key *keys,
+                           size_t n)
+{
+    unsigned char *repeat, *b = base;
+    size_t i, kept = 0;
+
+    if (n < 2)
+        return n;
+    if (!(repeat = calloc(n, 1)))
+        return (size_t)-1;
+    qsort(keys, n, sizeof(*keys), entry_cmp);
+    for (i = 1; i < n; i++)
+        if (!strcmp(keys[i].name, keys[i - 1].name) &&
+            keys[i].number == keys[i - 1].number)
+            repeat[keys[i].index] = 1;
+    for (i = 0; i < n; i++) {
+        if (repeat[i])
+            continue;
+        if (kept != i)
+            memcpy(b + kept * size, b + i * size, size);
+        kept++;
+    }
+    free(repeat);
+    return kept;
+}
+
+static int unique_entries(ksafe_stats *st)
+{
+    size_t n = st->partition_count > st->broker_count ? st->partition_count
+                                                       : st->broker_count;
+    entry_key *keys;
+    size_t i, left;
+
+    if (n < 2)
+        return 0;
+    if (!(keys = malloc(n * sizeof(*keys))))
+        return KSAFE_ENOMEM;
+    for (i = 0; i < st->partition_count; i++) {
+        keys[i].name = st->partitions[i].topic;
+        keys[i].number = st->partitions[i].partition;
+        keys[i].index = i;
+    }
+    left = drop_repeats(st->partitions, sizeof(*st->partitions), keys,
+                        st->partition_count);
+    if (left == (size_t)-1)
+        goto oom;
+    st->partition_count = left;
+    for (i = 0; i < st->broker_count; i++) {
+        keys[i].name = st->brokers[i].name;
+        keys[i].number = 0;
+        keys[i].index = i;
+    }
+    left = drop_repeats(st->brokers, sizeof(*st->brokers), keys,
+                        st->broker_count);
+    if (left == (size_t)-1)
+        goto oom;
+    st->broker_count = left;
+    free(keys);
+    return 0;
+oom:
+    free(keys);
+    return KSAFE_ENOMEM;
 }
 
 static size_t partitions_of(const json_t *topics)
@@ -169,6 +269,7 @@ static int parse_topics(ksafe_stats *st, const json_t *topics)
     json_t *t, *p;
     size_t cap, n = 0;
 
+    st->fetch_queue = KSAFE_STATS_UNKNOWN;
     if (!json_is_object(topics) || !(cap = partitions_of(topics)))
         return 0;
     if (!(st->partitions = calloc(cap, sizeof(*st->partitions))))
@@ -191,6 +292,9 @@ static int parse_topics(ksafe_stats *st, const json_t *topics)
             if (!ksafe_stats_known(num) || num < 0 || num > INT32_MAX)
                 continue;
             parse_partition(p, topic, (int32_t)num, &st->partitions[n++]);
+            /* the consumer queue's length, written on every partition */
+            st->fetch_queue = max_known(st->fetch_queue,
+                                        count(p, "fetchq_cnt"));
         }
     }
     st->partition_count = n;
@@ -203,7 +307,11 @@ static void parse_group(ksafe_stats *st, const json_t *cgrp)
     st->group_state = string(cgrp, "state");
     st->join_state = string(cgrp, "join_state");
     st->rebalances = count(cgrp, "rebalance_cnt");
-    st->rebalance_age_ms = count(cgrp, "rebalance_age");
+    /* before the first rebalance librdkafka writes an age of 0 */
+    st->rebalance_age_ms = ksafe_stats_known(st->rebalances) &&
+                                   st->rebalances > 0
+                               ? count(cgrp, "rebalance_age")
+                               : KSAFE_STATS_UNKNOWN;
     st->assignment_size = count(cgrp, "assignment_size");
 }
 
@@ -243,11 +351,16 @@ int ksafe_stats_parse(ksafe_stats **out, const char *json, size_t len,
     s->pub.name = string(root, "name");
     s->pub.client_id = string(root, "client_id");
     s->pub.time_s = count(root, "time");
-    s->pub.queue_messages = count(root, "msg_cnt");
-    s->pub.queue_bytes = count(root, "msg_size");
+    s->pub.queue_messages = s->pub.queue_bytes = KSAFE_STATS_UNKNOWN;
+    /* a consumer writes msg_cnt 0: it has no producer queue */
+    if (!s->pub.type || !strcmp(s->pub.type, "producer")) {
+        s->pub.queue_messages = count(root, "msg_cnt");
+        s->pub.queue_bytes = count(root, "msg_size");
+    }
     parse_group(&s->pub, json_object_get(root, "cgrp"));
     if ((rc = parse_brokers(&s->pub, json_object_get(root, "brokers"))) ||
-        (rc = parse_topics(&s->pub, json_object_get(root, "topics")))) {
+        (rc = parse_topics(&s->pub, json_object_get(root, "topics"))) ||
+        (rc = unique_entries(&s->pub))) {
         ksafe_stats_free(&s->pub);
         return ksafe__error_set(err, rc, 0, 0, "out of memory");
     }

@@ -169,9 +169,6 @@ static const partition_family partition_families[] = {
      "The partition's last stable offset: where read_committed reading "
      "ends.",
      PF(last_stable_offset), 0},
-    {"ksafe_consumer_fetch_queue_messages",
-     "Records fetched for the partition and not yet polled.",
-     PF(fetch_queue), 0},
 };
 
 static int64_t partition_value(const ksafe_stats_partition *p, size_t field)
@@ -197,7 +194,9 @@ static void render_partitions(text *t, const ksafe_stats *st)
             char part[16], value[32];
             label l[3];
 
-            if (!ksafe_stats_known(v))
+            /* not assigned: values frozen at the revoke, and another
+             * member's now */
+            if (!ksafe_stats_known(v) || p->assigned == 0)
                 continue;
             if (!header++)
                 put_family(t, pf->name, "gauge", pf->help);
@@ -255,12 +254,20 @@ static void client_state(text *t, const ksafe_stats *st, const char *name,
 
 static void render_client(text *t, const ksafe_stats *st)
 {
-    client_value(t, st, "ksafe_producer_queue_messages", "gauge",
-                 "Records in the producer queue (librdkafka msg_cnt).",
-                 st->queue_messages, 0, 1, 0);
-    client_value(t, st, "ksafe_producer_queue_bytes", "gauge",
-                 "Bytes of the records in the producer queue (msg_size).",
-                 st->queue_bytes, 0, 1, 0);
+    /* only a producer has the queue; a document of no type proves none */
+    if (st->type && !strcmp(st->type, "producer")) {
+        client_value(t, st, "ksafe_producer_queue_messages", "gauge",
+                     "Records in the producer queue (librdkafka msg_cnt).",
+                     st->queue_messages, 0, 1, 0);
+        client_value(t, st, "ksafe_producer_queue_bytes", "gauge",
+                     "Bytes of the records in the producer queue "
+                     "(msg_size).",
+                     st->queue_bytes, 0, 1, 0);
+    }
+    client_value(t, st, "ksafe_consumer_fetch_queue_messages", "gauge",
+                 "Records fetched and not yet polled, over all partitions "
+                 "(librdkafka's consumer queue).",
+                 st->fetch_queue, 0, 1, 0);
     client_value(t, st, "ksafe_client_requests_in_flight", "gauge",
                  "Requests sent to brokers and not answered yet.",
                  st->requests_in_flight, 0, 1, 0);

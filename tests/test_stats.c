@@ -34,12 +34,12 @@ START_TEST(caught_up_consumer)
         ck_assert_int_eq(sp->last_stable_offset, 100);
         ck_assert_int_eq(sp->committed_offset, 100);
         ck_assert_int_eq(sp->lag, 0);
-        ck_assert_int_eq(sp->fetch_queue, 0);
         ck_assert_int_eq(sp->assigned, -1);
         /* only the consumer knows what was marked */
         ck_assert(!ksafe_stats_known(sp->marked_offset));
         ck_assert(!ksafe_stats_known(sp->processed_lag));
     }
+    ck_assert_int_eq(st->fetch_queue, 0);
     ck_assert_str_eq(st->join_state, "steady");
     ck_assert_str_eq(st->group_state, "up");
     ck_assert_int_eq(st->assignment_size, 3);
@@ -54,8 +54,10 @@ START_TEST(caught_up_consumer)
 }
 END_TEST
 
-/* Half-way: the fetch queue holds records; a partition never committed
- * has an unknown committed offset and lag, not 0. */
+/* Half-way: the fetch queue holds records (one queue for all partitions:
+ * 150 of 300 on 2.0.2, 147 on 2.15.1, more than any partition's 100); a
+ * partition never committed has an unknown committed offset and lag, not
+ * 0. */
 START_TEST(midway_consumer)
 {
     char name[96];
@@ -69,8 +71,8 @@ START_TEST(midway_consumer)
     for (p = 0; p < 3; p++) {
         const ksafe_stats_partition *sp = stats_part(st, p);
         ck_assert_int_eq(sp->high_watermark, 100);
-        ck_assert(sp->fetch_queue > 100);
     }
+    ck_assert_int_eq(st->fetch_queue, _i == 0 ? 150 : 147);
     if (_i == 0) { /* 2.0.2: nothing committed yet */
         for (p = 0; p < 3; p++) {
             ck_assert(!ksafe_stats_known(stats_part(st, p)->committed_offset));
@@ -99,6 +101,8 @@ START_TEST(joining_consumer)
     ck_assert_str_eq(st->join_state, "wait-join");
     ck_assert_int_eq(st->assignment_size, 0);
     ck_assert_int_eq(st->rebalances, 0);
+    /* no rebalance yet: librdkafka writes rebalance_age 0, which is no age */
+    ck_assert_int_eq(st->rebalance_age_ms, U);
     ksafe_stats_free(st);
 }
 END_TEST
@@ -151,7 +155,6 @@ START_TEST(each_partition_field_missing)
         {"ls_offset", offsetof(ksafe_stats_partition, last_stable_offset)},
         {"committed_offset",
          offsetof(ksafe_stats_partition, committed_offset)},
-        {"fetchq_cnt", offsetof(ksafe_stats_partition, fetch_queue)},
     };
     char name[96];
     size_t len, f, i;
@@ -182,8 +185,8 @@ START_TEST(each_partition_field_missing)
                    sizeof(v));
             ck_assert_msg(!ksafe_stats_known(v), "%s deleted, value %lld",
                           fields[f].key, (long long)v);
-            if (f != 3) /* the lag needs hi_offset and committed_offset */
-                ck_assert_int_eq(ksafe_stats_known(st->partitions[i].lag),
+            /* the lag needs hi_offset and committed_offset */
+            ck_assert_int_eq(ksafe_stats_known(st->partitions[i].lag),
                                  f == 1);
         }
         ksafe_stats_free(st);
@@ -304,7 +307,7 @@ START_TEST(odd_members)
     ck_assert_int_eq(stats_part(st, 0)->high_watermark, 10);
     ck_assert_int_eq(stats_part(st, 0)->committed_offset, U);
     ck_assert_int_eq(stats_part(st, 0)->lag, U);
-    ck_assert_int_eq(stats_part(st, 0)->fetch_queue, U);
+    ck_assert_int_eq(st->fetch_queue, U); /* 1e300: out of range */
     /* partition from its key; committed past the (older) watermark */
     ck_assert_int_eq(stats_part(st, 1)->lag, 0);
     ksafe_stats_free(st);
@@ -325,7 +328,8 @@ static void refused(const char *doc, size_t len)
                   len);
     ck_assert_int_eq(err.code, KSAFE_EINVAL);
     ck_assert_ptr_null(st);
-    ck_assert_msg(strlen(err.message) > 10, "message \"%s\"", err.message);
+    ck_assert_msg(strstr(err.message, "statistics JSON"), "message \"%s\"",
+                  err.message);
 }
 
 START_TEST(garbage_is_refused)
@@ -366,8 +370,11 @@ START_TEST(garbage_is_refused)
     ck_assert_int_eq(ksafe_stats_parse(&st, "{", 1, NULL), KSAFE_EINVAL);
     ck_assert_ptr_null(st);
     ck_assert_int_eq(ksafe_stats_parse(NULL, "{}", 2, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "needs an out pointer"));
     ck_assert_int_eq(ksafe_stats_parse(&st, NULL, 0, &err), KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "and a document"));
     ck_assert_ptr_null(st);
+    ck_assert_int_eq(ksafe_stats_parse(&st, NULL, 0, NULL), KSAFE_EINVAL);
     ksafe_stats_free(NULL);
 }
 END_TEST

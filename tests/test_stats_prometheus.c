@@ -151,14 +151,142 @@ START_TEST(prometheus_bad_arguments)
 
     ck_assert_int_eq(ksafe_stats_prometheus(&text, NULL, NULL, &err),
                      KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "stats, loop counters or both"));
     ck_assert_ptr_null(text);
+    ck_assert_int_eq(ksafe_stats_prometheus(&text, NULL, NULL, NULL),
+                     KSAFE_EINVAL);
     loop_counts(&ls);
     ck_assert_int_eq(ksafe_stats_prometheus(NULL, NULL, &ls, &err),
                      KSAFE_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "needs an out pointer"));
     ck_assert_ok(ksafe_stats_prometheus(&text, NULL, &ls, &err), err);
     stats_check_exposition(text);
     ck_assert_ptr_nonnull(strstr(text, "ksafe_loop_polled_total 120\n"));
     free(text);
+}
+END_TEST
+
+/* The fetch queue is the consumer's one queue (librdkafka forwards every
+ * partition's fetch queue to it and writes its length on each partition):
+ * one per-client series, none per partition. */
+START_TEST(prometheus_fetch_queue_per_client)
+{
+    static const char *const lengths[] = {"150", "147"};
+    char name[96], expect[160];
+    ksafe_stats *st;
+    ksafe_error err;
+    char *text;
+
+    snprintf(name, sizeof(name), "rdkafka-%s-consumer-midway.json",
+             stats_versions[_i]);
+    st = stats_parse_data(name);
+    ck_assert_ok(ksafe_stats_prometheus(&text, st, NULL, &err), err);
+    stats_check_exposition(text);
+    ck_assert_msg(!strstr(text, "ksafe_consumer_fetch_queue_messages{topic="),
+                  "a per-partition fetch queue: %.200s",
+                  strstr(text, "ksafe_consumer_fetch_queue_messages{topic="));
+    snprintf(expect, sizeof(expect),
+             "\nksafe_consumer_fetch_queue_messages{client=\"%s\"} %s\n",
+             st->name, lengths[_i]);
+    ck_assert_msg(strstr(text, expect), "no \"%s\"", expect);
+    free(text);
+    ksafe_stats_free(st);
+}
+END_TEST
+
+/* A partition no longer assigned to this member keeps the values of its
+ * last fetch: rendered, they would be a lag that never moves (and the
+ * member it went to counts it too). */
+START_TEST(prometheus_leaves_out_unassigned)
+{
+    ksafe_stats *st = stats_parse_data("rdkafka-2.15.1-consumer-midway.json");
+    ksafe_error err;
+    char *text;
+    size_t i;
+
+    st->group_id = "g";
+    for (i = 0; i < st->partition_count; i++)
+        st->partitions[i].assigned = st->partitions[i].partition != 1;
+    ck_assert_ok(ksafe_stats_prometheus(&text, st, NULL, &err), err);
+    stats_check_exposition(text);
+    ck_assert_msg(!strstr(text, "partition=\"1\""),
+                  "the unassigned partition 1 rendered: %.200s",
+                  strstr(text, "partition=\"1\""));
+    ck_assert_ptr_nonnull(strstr(text, "kafka_consumergroup_lag{consumergroup="
+                                       "\"g\",topic=\"orders\",partition="
+                                       "\"0\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text, "kafka_topic_partition_current_offset"
+                                       "{topic=\"orders\",partition=\"2\"} "
+                                       "100\n"));
+    free(text);
+    ksafe_stats_free(st);
+}
+END_TEST
+
+/* Before the first rebalance: no rebalance age (librdkafka writes 0); a
+ * consumer has no producer queue (librdkafka writes msg_cnt 0). */
+START_TEST(prometheus_joining_leaves_out_what_is_not)
+{
+    char name[96];
+    ksafe_stats *st;
+    ksafe_error err;
+    char *text;
+
+    snprintf(name, sizeof(name), "rdkafka-%s-consumer-joining.json",
+             stats_versions[_i]);
+    st = stats_parse_data(name);
+    ck_assert_ok(ksafe_stats_prometheus(&text, st, NULL, &err), err);
+    stats_check_exposition(text);
+    ck_assert_msg(!strstr(text, "rebalance_age"), "%.200s",
+                  strstr(text, "rebalance_age"));
+    ck_assert_msg(!strstr(text, "ksafe_producer_queue"), "%.200s",
+                  strstr(text, "ksafe_producer_queue"));
+    ck_assert_ptr_nonnull(strstr(text, "ksafe_consumergroup_rebalances_total{"));
+    free(text);
+    ksafe_stats_free(st);
+    /* a producer's page keeps its queue */
+    snprintf(name, sizeof(name), "rdkafka-%s-producer.json",
+             stats_versions[_i]);
+    st = stats_parse_data(name);
+    ck_assert_ok(ksafe_stats_prometheus(&text, st, NULL, &err), err);
+    ck_assert_ptr_nonnull(strstr(text, "\nksafe_producer_queue_messages{"));
+    free(text);
+    ksafe_stats_free(st);
+}
+END_TEST
+
+/* Hostile documents naming one partition or broker twice (two topic keys
+ * with one "topic", "0" and "00", a "partition" member against its key, a
+ * broker's "name" against another's key): the first one counts, so no
+ * series is written twice. */
+static const char *const duplicate_docs[] = {
+    "{\"topics\":{\"a\":{\"topic\":\"x\",\"partitions\":{\"0\":{"
+    "\"hi_offset\":5}}},\"b\":{\"topic\":\"x\",\"partitions\":{\"0\":{"
+    "\"hi_offset\":7}}}}}",
+    "{\"topics\":{\"x\":{\"partitions\":{\"0\":{\"hi_offset\":5},\"00\":{"
+    "\"hi_offset\":6},\" 0\":{\"hi_offset\":8},\"1\":{\"partition\":0,"
+    "\"hi_offset\":9}}}}}",
+    "{\"brokers\":{\"a\":{\"name\":\"b\",\"rtt\":{\"cnt\":1,\"avg\":5}},"
+    "\"b\":{\"rtt\":{\"cnt\":1,\"avg\":6}}}}",
+};
+
+START_TEST(prometheus_no_duplicate_series)
+{
+    ksafe_stats *st = stats_parse_text(duplicate_docs[_i]);
+    ksafe_error err;
+    char *text;
+
+    ck_assert_ok(ksafe_stats_prometheus(&text, st, NULL, &err), err);
+    stats_check_exposition(text);
+    if (_i < 2) {
+        ck_assert_int_eq(st->partition_count, 1);
+        ck_assert_int_eq(st->partitions[0].high_watermark, 5);
+    } else {
+        ck_assert_int_eq(st->broker_count, 1);
+        ck_assert_int_eq(st->brokers[0].rtt_avg_us, 5);
+    }
+    free(text);
+    ksafe_stats_free(st);
 }
 END_TEST
 
@@ -173,5 +301,11 @@ TCase *stats_prometheus_tcase(void)
     tcase_add_test(t, prometheus_leaves_out_unknown);
     tcase_add_test(t, prometheus_escapes_and_units);
     tcase_add_test(t, prometheus_bad_arguments);
+    tcase_add_loop_test(t, prometheus_fetch_queue_per_client, 0, 2);
+    tcase_add_test(t, prometheus_leaves_out_unassigned);
+    tcase_add_loop_test(t, prometheus_joining_leaves_out_what_is_not, 0, 2);
+    tcase_add_loop_test(t, prometheus_no_duplicate_series, 0,
+                        (int)(sizeof(duplicate_docs) /
+                              sizeof(*duplicate_docs)));
     return t;
 }

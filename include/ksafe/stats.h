@@ -52,12 +52,16 @@ typedef struct ksafe_stats_broker {
 } ksafe_stats_broker;
 
 /** One partition of a topic the client knows (`topics.TOPIC.partitions`);
- * librdkafka's internal partition -1 is left out. */
+ * librdkafka's internal partition -1 is left out, and so is a partition
+ * the document names twice (the first one counts). */
 typedef struct ksafe_stats_partition {
     const char *topic;         /**< the topic; never NULL */
     int32_t partition;         /**< `partition`, >= 0 */
     /** 1 when assigned to this consumer, 0 when not, -1 unknown (only a
-     * consumer's on_stats knows; ksafe_stats_parse() leaves -1). */
+     * consumer's on_stats knows; ksafe_stats_parse() leaves -1). A
+     * partition not assigned (0) keeps the values librdkafka last had for
+     * it, frozen since it was revoked: ksafe_stats_prometheus() leaves it
+     * out, and its lag is not this member's. */
     int assigned;
     int64_t high_watermark;    /**< `hi_offset` */
     int64_t last_stable_offset; /**< `ls_offset` (read_committed's end) */
@@ -76,9 +80,10 @@ typedef struct ksafe_stats_partition {
     /** high_watermark - marked_offset, at least 0: records not processed
      * yet. */
     int64_t processed_lag;
-    int64_t fetch_queue;       /**< `fetchq_cnt`: records fetched, not polled */
-    /** For future fields (the stall watchdog's state); zero. */
-    int64_t reserved[8];
+    /** For future fields (the stall watchdog's state); zero. (librdkafka's
+     * per-partition `fetchq_cnt` is not the partition's: see
+     * ksafe_stats.fetch_queue.) */
+    int64_t reserved[9];
 } ksafe_stats_partition;
 
 /**
@@ -96,7 +101,8 @@ typedef struct ksafe_stats {
      * it to a string of yours that outlives the stats. */
     const char *group_id;
     int64_t time_s;        /**< `time`: wall clock, seconds since the epoch */
-    /* producer queue */
+    /* producer queue: unknown in a document of another `type` (a
+     * consumer's holds 0, which is no queue) */
     int64_t queue_messages; /**< `msg_cnt`: records in the producer queue */
     int64_t queue_bytes;    /**< `msg_size`: their bytes */
     /* requests, summed over `brokers` */
@@ -107,7 +113,9 @@ typedef struct ksafe_stats {
     const char *group_state; /**< `cgrp.state`, e.g. "up"; or NULL */
     const char *join_state;  /**< `cgrp.join_state`, e.g. "steady"; or NULL */
     int64_t rebalances;      /**< `cgrp.rebalance_cnt` */
-    int64_t rebalance_age_ms; /**< `cgrp.rebalance_age`: since the last one */
+    /** `cgrp.rebalance_age`: since the last rebalance; unknown while
+     * rebalances is 0 or unknown (librdkafka writes 0 then). */
+    int64_t rebalance_age_ms;
     int64_t assignment_size; /**< `cgrp.assignment_size` */
     /** The loop's counters when the loop drives the consumer, or NULL
      * (reserved: ksafe_run does not fill it yet). */
@@ -116,7 +124,14 @@ typedef struct ksafe_stats {
     size_t broker_count;               /**< entries in brokers */
     ksafe_stats_partition *partitions; /**< partition_count entries */
     size_t partition_count;            /**< entries in partitions */
-    int64_t reserved[8];               /**< for future fields; zero */
+    /**
+     * Records fetched and not yet polled, over all partitions: librdkafka
+     * forwards every partition's fetch queue to the consumer's one queue
+     * and writes that queue's length as each partition's `fetchq_cnt`, so
+     * this is their largest, and no partition has one of its own.
+     */
+    int64_t fetch_queue;
+    int64_t reserved[7];               /**< for future fields; zero */
 } ksafe_stats;
 
 /**
@@ -142,8 +157,13 @@ KSAFE_EXTERN void ksafe_stats_free(ksafe_stats *stats);
  * kafka_topic_partition_current_offset (the names and labels of the common
  * Kafka exporters: consumergroup, topic, partition), ksafe_-prefixed
  * gauges for the rest, ksafe_loop_*_total counters for the loop. An
- * unknown value is left out, never written as 0. On success *out is a
- * NUL-terminated text owned by the caller (release it with free()).
+ * unknown value is left out, never written as 0, and so are partitions
+ * with assigned == 0 (revoked: their values are frozen). The text is one
+ * whole page: each call writes every family's HELP and TYPE, so two
+ * renderings concatenated are not valid 0.0.4; render a client's stats and
+ * its loop counters in one call, and two clients as two pages. On success
+ * *out is a NUL-terminated text owned by the caller (release it with
+ * free()).
  * Errors: KSAFE_EINVAL, KSAFE_ENOMEM; *out is NULL on error.
  */
 KSAFE_EXTERN int ksafe_stats_prometheus(char **out, const ksafe_stats *stats,

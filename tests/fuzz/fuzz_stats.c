@@ -5,8 +5,9 @@
  * Contract checked: 0 or KSAFE_EINVAL (KSAFE_ENOMEM aside) with a message;
  * stats exist exactly when the parse succeeded; every partition has a
  * topic and a number >= 0; a known offset, count or lag is never negative;
- * the rendering succeeds, ends with a line feed and never writes the
- * unknown marker as a value; and (libFuzzer's -detect_leaks) nothing leaks.
+ * the rendering succeeds, ends with a line feed, never writes the unknown
+ * marker as a value and never writes one series (name and labels) twice;
+ * and (libFuzzer's -detect_leaks) nothing leaks.
  */
 #include <ksafe/stats.h>
 
@@ -16,6 +17,40 @@ static void check_count(const char *what, int64_t v)
 {
     FUZZ_ASSERT(!ksafe_stats_known(v) || v >= 0, "%s is %lld", what,
                 (long long)v);
+}
+
+static int series_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A sample line is "series value"; a label value holds no raw line feed
+ * (escaped), so lines split the text. Works on a copy. */
+static void check_no_repeated_series(const char *text)
+{
+    char *copy = strdup(text), *line, *save = NULL;
+    char **series;
+    size_t n = 0, cap = 1, i;
+
+    FUZZ_ASSERT(copy != NULL, "out of memory");
+    for (i = 0; text[i]; i++)
+        cap += text[i] == '\n';
+    series = malloc(cap * sizeof(*series));
+    FUZZ_ASSERT(series != NULL, "out of memory");
+    for (line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *value = strrchr(line, ' ');
+        if (*line == '#' || !value)
+            continue;
+        *value = '\0';
+        series[n++] = line;
+    }
+    qsort(series, n, sizeof(*series), series_cmp);
+    for (i = 1; i < n; i++)
+        FUZZ_ASSERT(strcmp(series[i - 1], series[i]) != 0,
+                    "series written twice: %.200s", series[i]);
+    free(series);
+    free(copy);
 }
 
 static void check_stats(const ksafe_stats *st)
@@ -29,6 +64,7 @@ static void check_stats(const ksafe_stats *st)
     check_count("queue_bytes", st->queue_bytes);
     check_count("requests_in_flight", st->requests_in_flight);
     check_count("rebalances", st->rebalances);
+    check_count("fetch_queue", st->fetch_queue);
     FUZZ_ASSERT(st->broker_count == 0 || st->brokers, "no broker array");
     for (i = 0; i < st->broker_count; i++) {
         FUZZ_ASSERT(st->brokers[i].name != NULL, "broker %zu has no name", i);
@@ -43,7 +79,6 @@ static void check_stats(const ksafe_stats *st)
         check_count("high_watermark", p->high_watermark);
         check_count("committed_offset", p->committed_offset);
         check_count("lag", p->lag);
-        check_count("fetch_queue", p->fetch_queue);
     }
     memset(&err, 0xa5, sizeof(err));
     rc = ksafe_stats_prometheus(&text, st, NULL, &err);
@@ -60,6 +95,7 @@ static void check_stats(const ksafe_stats *st)
      * digits) */
     FUZZ_ASSERT(!strstr(text, " -9223372036854775808\n"),
                 "the unknown marker was rendered as a value");
+    check_no_repeated_series(text);
     free(text);
 }
 
