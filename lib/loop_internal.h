@@ -89,6 +89,10 @@ lpart *part_find(loop *L, const rd_kafka_message_t *m);
 /* Finds or adds the partition of `m`; NULL when out of memory. */
 lpart *part_get(loop *L, const rd_kafka_message_t *m);
 void set_paused(loop *L, lpart *p, int pause);
+/* Pauses or resumes one partition in librdkafka and counts it in the
+ * loop's stats (pauses, resumes). */
+void ksafe__loop_pause_partition(loop *L, const char *topic,
+                                 int32_t partition, int pause);
 void update_blocked(loop *L, lpart *p);
 int q_push_back(lpart *p, rd_kafka_message_t *m);
 int q_push_front(lpart *p, rd_kafka_message_t *m);

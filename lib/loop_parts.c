@@ -50,27 +50,33 @@ lpart *part_get(loop *L, const rd_kafka_message_t *m)
     return p;
 }
 
-void set_paused(loop *L, lpart *p, int pause)
+void ksafe__loop_pause_partition(loop *L, const char *topic,
+                                 int32_t partition, int pause)
 {
-    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 
-    if (p->paused == pause)
-        return;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    rd_kafka_topic_partition_list_add(l, topic, partition);
     if (pause)
         rd_kafka_pause_partitions(L->rk, l);
     else
         rd_kafka_resume_partitions(L->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    p->paused = pause;
-    if (pause) {
-        L->paused++;
+    if (pause)
         L->st->pauses++;
-    } else {
-        L->paused--;
+    else
         L->st->resumes++;
-    }
+}
+
+void set_paused(loop *L, lpart *p, int pause)
+{
+    if (p->paused == pause)
+        return;
+    ksafe__loop_pause_partition(L, p->topic, p->partition, pause);
+    p->paused = pause;
+    if (pause)
+        L->paused++;
+    else
+        L->paused--;
 }
 
 /* Keeps L->blocked in step with each partition's state. */

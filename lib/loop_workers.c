@@ -202,22 +202,10 @@ static wpart *part_get_w(workers *W, const rd_kafka_message_t *m)
 
 static void set_paused_w(workers *W, wpart *p, int pause)
 {
-    rd_kafka_topic_partition_list_t *l;
-
     if (p->paused == pause)
         return;
-    l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-    if (pause)
-        rd_kafka_pause_partitions(W->L->rk, l);
-    else
-        rd_kafka_resume_partitions(W->L->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
+    ksafe__loop_pause_partition(W->L, p->topic, p->partition, pause);
     p->paused = pause;
-    if (pause)
-        W->L->st->pauses++;
-    else
-        W->L->st->resumes++;
 }
 
 /* ---- the worker's side ------------------------------------------------- */
