@@ -32,11 +32,11 @@ static uint32_t fnv(uint32_t h, const unsigned char *p, size_t n)
     return h;
 }
 
-uint32_t ksafe__lanes_pick(const ksafe__lanes *L, int32_t partition,
+uint32_t ksafe__lanes_pick(const ksafe__lanes *L, const void *owner,
                            const void *key, size_t key_len)
 {
-    uint32_t h = fnv(2166136261u, (const unsigned char *)&partition,
-                     sizeof partition);
+    uint32_t h = fnv(2166136261u, (const unsigned char *)&owner,
+                     sizeof owner);
 
     if (key)
         h = fnv(fnv(h, (const unsigned char *)"k", 1), key, key_len);

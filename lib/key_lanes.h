@@ -40,9 +40,11 @@ typedef struct ksafe__lanes {
 int ksafe__lanes_init(ksafe__lanes *L, size_t count);
 void ksafe__lanes_free(ksafe__lanes *L);
 
-/* The lane of a key of a partition (FNV-1a over both); a NULL key gives the
- * partition's lane, the one ordering by partition uses. */
-uint32_t ksafe__lanes_pick(const ksafe__lanes *L, int32_t partition,
+/* The lane of a key of partition `owner` (the pointer that names the
+ * partition, as for ksafe__lanes_push: a partition number alone would make
+ * the same number of two topics share lanes); FNV-1a over both. A NULL key
+ * gives the partition's lane, the one ordering by partition uses. */
+uint32_t ksafe__lanes_pick(const ksafe__lanes *L, const void *owner,
                            const void *key, size_t key_len);
 
 /* Adds a record of partition `owner` (any pointer naming it: partitions of

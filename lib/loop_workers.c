@@ -170,6 +170,14 @@ static wpart *part_find_w(workers *W, const rd_kafka_message_t *m)
     return NULL;
 }
 
+static void set_paused_w(workers *W, wpart *p, int pause)
+{
+    if (p->paused == pause)
+        return;
+    ksafe__loop_pause_partition(W->L, p->topic, p->partition, pause);
+    p->paused = pause;
+}
+
 static wpart *part_get_w(workers *W, const rd_kafka_message_t *m)
 {
     wpart *p = part_find_w(W, m);
@@ -197,15 +205,9 @@ static wpart *part_get_w(workers *W, const rd_kafka_message_t *m)
     p->rkt = m->rkt;
     p->partition = m->partition;
     W->parts[W->n_parts++] = p;
+    if (W->all_paused) /* max_in_flight reached: it waits with the rest */
+        set_paused_w(W, p, 1);
     return p;
-}
-
-static void set_paused_w(workers *W, wpart *p, int pause)
-{
-    if (p->paused == pause)
-        return;
-    ksafe__loop_pause_partition(W->L, p->topic, p->partition, pause);
-    p->paused = pause;
 }
 
 /* ---- the worker's side ------------------------------------------------- */
@@ -247,10 +249,10 @@ static void start(workers *W, wjob *j)
         return;
     }
     if (o->ordering == KSAFE_ORDER_KEY && j->m->key)
-        lane = ksafe__lanes_pick(&W->lanes, j->m->partition, j->m->key,
+        lane = ksafe__lanes_pick(&W->lanes, j->part, j->m->key,
                                  j->m->key_len);
     else
-        lane = ksafe__lanes_pick(&W->lanes, j->m->partition, NULL, 0);
+        lane = ksafe__lanes_pick(&W->lanes, j->part, NULL, 0);
     if (ksafe__lanes_push(&W->lanes, &j->lane, lane, j->part))
         submit(W, j);
     else
@@ -514,7 +516,14 @@ static int keep_queued(ksafe__pool_item *it, void *arg)
     return j->part && !j->part->draining;
 }
 
-/* Taken back from the pool at a revoke: it heads its lane, which the next
+static int keep_none(ksafe__pool_item *it, void *arg)
+{
+    KSAFE__UNUSED(it);
+    KSAFE__UNUSED(arg);
+    return 0;
+}
+
+/* Taken back from the pool at a revoke or a stop: it heads its lane, which the next
  * record (of a partition that stays) may now have. */
 static void unqueued(ksafe__pool_item *it, void *arg)
 {
@@ -780,9 +789,11 @@ int ksafe__loop_run_workers(loop *L)
         }
     }
 
-    /* Stop: nothing more starts; running records get drain_timeout_ms,
-     * then whatever did not finish is forgotten (it comes again). */
+    /* Stop: nothing more starts (queued records are taken back from the
+     * pool); running records get drain_timeout_ms, then whatever did not
+     * finish is forgotten (it comes again). */
     W.stopping = 1;
+    ksafe__pool_unqueue(&W.pool, keep_none, unqueued, &W);
     drain(&W, 1);
     for (i = 0; i < W.n_parts; i++)
         W.parts[i]->draining = 1;

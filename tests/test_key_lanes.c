@@ -28,7 +28,7 @@ static uint32_t lane_of(const ksafe__lanes *L, const rec *r)
 {
     char k[16];
     int n = snprintf(k, sizeof k, "key-%d", r->key);
-    return ksafe__lanes_pick(L, r->partition, r->key < 0 ? NULL : k,
+    return ksafe__lanes_pick(L, OWNER(r->partition), r->key < 0 ? NULL : k,
                              (size_t)n);
 }
 
@@ -68,14 +68,14 @@ START_TEST(no_key_follows_the_partition_lane)
 
     ck_assert_int_eq(ksafe__lanes_init(&L, 100), 0);
     ck_assert_uint_eq(L.mask, 127); /* rounded up to a power of two */
-    ck_assert_uint_eq(ksafe__lanes_pick(&L, 3, NULL, 0),
-                      ksafe__lanes_pick(&L, 3, NULL, 0));
-    ck_assert_uint_ne(ksafe__lanes_pick(&L, 3, NULL, 0),
-                      ksafe__lanes_pick(&L, 3, "", 0)); /* empty key != none */
+    ck_assert_uint_eq(ksafe__lanes_pick(&L, OWNER(3), NULL, 0),
+                      ksafe__lanes_pick(&L, OWNER(3), NULL, 0));
+    ck_assert_uint_ne(ksafe__lanes_pick(&L, OWNER(3), NULL, 0),
+                      ksafe__lanes_pick(&L, OWNER(3), "", 0)); /* empty key != none */
     ksafe__lanes_free(&L);
     ck_assert_int_eq(ksafe__lanes_init(&L, 1), 0);
     ck_assert_uint_eq(L.mask, 0); /* one lane: everything in order */
-    ck_assert_uint_eq(ksafe__lanes_pick(&L, 9, "x", 1), 0);
+    ck_assert_uint_eq(ksafe__lanes_pick(&L, OWNER(9), "x", 1), 0);
     ksafe__lanes_free(&L);
 }
 END_TEST

@@ -42,6 +42,8 @@ typedef struct seen {
     int retry, retries, retry_calls;
     int done_while_retrying; /* other keys' records done meanwhile */
     int sleep_us;            /* every call */
+    atomic_int stop_asked;   /* set by the test before it stops the loop */
+    atomic_int started_after_stop;
 } seen;
 
 static void seen_init(seen *s)
@@ -64,6 +66,8 @@ static ksafe_handler_result handler(const ksafe_message *m, ksafe_error *err,
     int i = test_value_index(m), k = i % KEYS, now, max;
     ksafe_handler_result r = KSAFE_HANDLER_OK;
 
+    if (atomic_load(&s->stop_asked))
+        atomic_fetch_add(&s->started_after_stop, 1);
     now = atomic_fetch_add(&s->inside, 1) + 1;
     while (now > (max = atomic_load(&s->max_inside)) &&
            !atomic_compare_exchange_weak(&s->max_inside, &max, now))
@@ -414,6 +418,51 @@ END_TEST
 #undef r
 #undef r2
 
+/* Two topics with one partition each, partition order: a record hung in
+ * the first topic's partition 0 holds only that partition, never the other
+ * topic's partition 0. */
+START_TEST(a_hung_partition_holds_no_other_topics_partition)
+{
+#define s S[0]
+#define r R[0]
+    char topic_a[64], topic_b[64], group[64];
+    const char *topics[2];
+    ksafe_consumer_options co;
+    ksafe_consumer *c = NULL;
+    int n = 100;
+
+    ksafe_test_unique_name(topic_a, sizeof(topic_a), "wk-ta");
+    ksafe_test_unique_name(topic_b, sizeof(topic_b), "wk-tb");
+    ksafe_test_unique_name(group, sizeof(group), "wk-t-g");
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic_a, 1, &r.err), r.err);
+    ck_assert_ok(ksafe_test_cluster_create_topic(tc, topic_b, 1, &r.err), r.err);
+    test_produce(tc, topic_a, 0, n);
+    test_produce(tc, topic_b, 0, n);
+    topics[0] = topic_a;
+    topics[1] = topic_b;
+    ksafe_test_cluster_consumer_options(tc, &co, group);
+    co.log_cb = test_quiet_log;
+    ck_assert_ok(ksafe_consumer_new(&c, &co, &r.err), r.err);
+    ck_assert_ok(ksafe_consumer_subscribe(c, topics, 2, &r.err), r.err);
+    seen_init(&s);
+    s.gate_first = 1; /* the first record of partition 0, of either topic */
+    run_start(&r, c, &s, 4, KSAFE_ORDER_PARTITION);
+    /* the other topic's 100 records all finish while that one hangs */
+    ck_assert_int_eq(wait_handled(&s, n, 30), n);
+    nap_ms(300);
+    ck_assert_int_eq(handled(&s), n);
+    atomic_store(&s.gate_open, 1);
+    ck_assert_int_eq(wait_handled(&s, 2 * n, 30), 2 * n);
+    ck_assert_int_eq(run_stop(&r), 0);
+#undef s
+#undef r
+}
+END_TEST
+
+/* Key order queues a few records at a time, no order all of them. */
+static const ksafe_ordering stop_orders[] = {KSAFE_ORDER_KEY,
+                                             KSAFE_ORDER_NONE};
+
 /* A stop while records are in the handlers: they finish (the drain), are
  * marked, and the committed offsets cover exactly what was handled. */
 START_TEST(stop_drains_and_commits_what_finished)
@@ -429,10 +478,16 @@ START_TEST(stop_drains_and_commits_what_finished)
     test_produce(tc, topic, 0, n);
     seen_init(&s);
     s.sleep_us = 50000; /* 50 ms a call */
-    run_start(&r, test_subscribed(tc, topic, group), &s, 8, KSAFE_ORDER_KEY);
+    run_start(&r, test_subscribed(tc, topic, group), &s, 8, stop_orders[_i]);
     wait_handled(&s, 40, 30);
+    atomic_store(&s.stop_asked, 1);
     ck_assert_int_eq(run_stop(&r), 0);
     got = handled(&s);
+    /* nothing queued starts after the stop: at most the calls a worker took
+     * before the loop saw it (one per worker) */
+    ck_assert_msg(atomic_load(&s.started_after_stop) <= 8,
+                  "%d handler calls started after the stop",
+                  atomic_load(&s.started_after_stop));
     ck_assert_int_lt(got, n); /* it did stop early */
     ck_assert_int_eq(atomic_load(&s.inside), 0); /* nothing runs after */
     ck_assert_uint_eq(r.st.in_flight, 0);
@@ -604,7 +659,8 @@ static Suite *loop_workers_suite(void)
     tcase_add_test(t, commits_never_pass_an_unfinished_record);
     tcase_add_test(t, a_retrying_key_blocks_only_itself);
     tcase_add_test(t, a_long_handler_call_keeps_membership);
-    tcase_add_test(t, stop_drains_and_commits_what_finished);
+    tcase_add_loop_test(t, stop_drains_and_commits_what_finished, 0, 2);
+    tcase_add_test(t, a_hung_partition_holds_no_other_topics_partition);
     tcase_add_loop_test(t, revoke_with_records_in_flight_drops_late_results,
                         0, test_eager_runs() ? 2 : 1);
     suite_add_tcase(s, t);
