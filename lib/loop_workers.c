@@ -523,8 +523,8 @@ static int keep_none(ksafe__pool_item *it, void *arg)
     return 0;
 }
 
-/* Taken back from the pool at a revoke or a stop: it heads its lane, which the next
- * record (of a partition that stays) may now have. */
+/* Taken back from the pool at a revoke or a stop: it heads its lane, which
+ * the next record (of a partition that stays) may now have. */
 static void unqueued(ksafe__pool_item *it, void *arg)
 {
     workers *W = arg;
