@@ -194,7 +194,7 @@ typedef struct ksafe_loop_options {
      * member in the group; a success resets the clock.
      */
     int store_retry_max_ms;
-    /*
+    /**
      * Workers (docs/loop.md, "Workers"). 0 or 1 (default): the handler runs
      * on the thread that called ksafe_run, one record at a time. 2..1024:
      * the handler runs on that many worker threads, in the order
