@@ -35,8 +35,10 @@ typedef struct seen {
     atomic_int slow_started;
     int slow_partition;
     int64_t slow_offset;
-    /* gate_first: the first record of each partition waits for the gate */
+    /* gate_first: the first record of each partition waits for the gate;
+     * gate_all: every record does */
     int gate_first;
+    atomic_int gate_all;
     int64_t hung[8]; /* per partition: offset of its hung record, -1 */
     /* a record whose index is `retry` asks for RETRY `retries` times */
     int retry, retries, retry_calls;
@@ -86,6 +88,9 @@ static ksafe_handler_result handler(const ksafe_message *m, ksafe_error *err,
             while (!atomic_load(&s->gate_open))
                 nap_ms(5);
     }
+    if (atomic_load(&s->gate_all))
+        while (!atomic_load(&s->gate_open))
+            nap_ms(5);
     if (i == s->slow) {
         s->slow_partition = (int)ksafe_message_partition(m);
         s->slow_offset = ksafe_message_offset(m);
@@ -545,7 +550,13 @@ START_TEST(revoke_with_records_in_flight_drops_late_results)
     }
     nap_ms(300); /* the records around the hung ones finish */
 
+    /* Until the check below, neither member finishes another record: a
+     * partition handled again after the rebalance (by the second member,
+     * or by the first when it gets it back) would commit past its hung
+     * offset rightly, and the check is about the first's revoke commit. */
+    atomic_store(&s.gate_all, 1);
     seen_init(&s2);
+    atomic_store(&s2.gate_all, 1);
     run_start(&r2, subscribed(topic, group, strategies[_i]), &s2, 8,
               KSAFE_ORDER_KEY);
     deadline = time(NULL) + 60;
@@ -565,6 +576,7 @@ START_TEST(revoke_with_records_in_flight_drops_late_results)
                       "partition %d committed at %lld, its offset %lld hangs",
                       p, (long long)c[p], (long long)s.hung[p]);
     atomic_store(&s.gate_open, 1); /* the late results come after */
+    atomic_store(&s2.gate_open, 1);
     /* every key's last record is handled by one of the two */
     deadline = time(NULL) + 60;
     for (;;) {
